@@ -1,0 +1,5 @@
+//! `iscsi-harness`: the command line.
+
+fn main() {
+    println!("iscsi-harness");
+}

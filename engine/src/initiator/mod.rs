@@ -1,0 +1,1 @@
+//! The initiator session (sans-IO).

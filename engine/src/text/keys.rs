@@ -1,0 +1,1 @@
+//! The keys of RFC 7143 §13.
