@@ -124,5 +124,11 @@ pub struct LuConfig {
     pub readonly: bool,
 }
 
+pub mod cdb;
+pub mod command;
 mod device;
-pub use device::{Device, LogicalUnit};
+mod sbc;
+pub mod sense;
+mod spc;
+
+pub use device::{CommandInfo, Device, LogicalUnit, commands};
