@@ -209,8 +209,8 @@ pub struct State {
     /// [`State::complete_sanitize`]).
     sanitize_pending: bool,
     /// Whether SANITIZE leaves the operation pending for the session to
-    /// complete later (SBC-4 §4.11: other commands then fail with NOT
-    /// READY, SANITIZE IN PROGRESS). Off: SANITIZE completes at once.
+    /// complete later; meanwhile other commands fail with NOT READY,
+    /// SANITIZE IN PROGRESS. Off: SANITIZE completes at once.
     pub(crate) defer_sanitize: bool,
 }
 

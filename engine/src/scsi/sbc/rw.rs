@@ -1,5 +1,5 @@
-//! READ(6/10/12/16) and WRITE(6/10/12/16): SBC-3 §5.13/§5.23 (the 6-byte
-//! forms) and SBC-4 §5.16-§5.18, §5.42-§5.44.
+//! READ(10/12/16) and WRITE(10/12/16): SBC-4 §5.16-§5.18 and §5.42-§5.44;
+//! READ(6) and WRITE(6) as SBC-3 defines them.
 
 use bytes::Bytes;
 

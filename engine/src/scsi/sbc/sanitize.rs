@@ -1,4 +1,4 @@
-//! SANITIZE: SBC-4 §5.32 and sanitize operations (SBC-4 §4.11).
+//! SANITIZE: SBC-4 §5.32, and the sanitize operation model of SBC-4 clause 4.
 
 use bytes::Bytes;
 

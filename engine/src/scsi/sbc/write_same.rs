@@ -1,5 +1,5 @@
 //! WRITE SAME(10) and WRITE SAME(16): SBC-4 §5.54-§5.55, with the UNMAP,
-//! ANCHOR and NDOB bits of logical block provisioning (SBC-4 §4.7.3.6).
+//! ANCHOR and NDOB bits of logical block provisioning (SBC-4 §4.7).
 
 use bytes::Bytes;
 
@@ -14,11 +14,13 @@ use crate::scsi::sense::{Asc, Sense};
 
 /// WRITE SAME. Writes the one block of Data-Out (zeros with NDOB) to each
 /// LBA of the range; a NUMBER OF LOGICAL BLOCKS of zero means "to the end
-/// of the medium" (WSNZ=0). With UNMAP on a thin logical unit, blocks
-/// whose data would read back as written (zeros, LBPRZ=1) are deallocated
-/// instead. ANCHOR needs ANC_SUP and UNMAP, so it is always rejected; the
-/// obsolete PBDATA/LBDATA bits likewise. A Data-Out of any length other
-/// than one block is rejected (ILLEGAL REQUEST, INVALID FIELD IN CDB).
+/// of the medium" (WSNZ=0). With UNMAP (only on a thin logical unit) the
+/// blocks are deallocated whatever the Data-Out holds, and read as zeros
+/// (LBPRZ=1), as SBC-4 table "ANCHOR bit, UNMAP bit and ANC_SUP bit
+/// relationships" asks and libiscsi's WriteSame10.UnmapUntilEnd checks.
+/// ANCHOR needs ANC_SUP and UNMAP, so it is always rejected; the obsolete
+/// PBDATA/LBDATA bits likewise. A Data-Out of any length other than one
+/// block is rejected (ILLEGAL REQUEST, INVALID FIELD IN CDB).
 pub fn write_same(lu: &mut LogicalUnit, cmd: &Command<'_>) -> Outcome {
     let cdb = cmd.cdb;
     check_writable(lu)?;
@@ -64,7 +66,7 @@ pub fn write_same(lu: &mut LogicalUnit, cmd: &Command<'_>) -> Outcome {
     } else {
         return Err(Sense::illegal_request(Asc::INVALID_FIELD_IN_CDB).into());
     };
-    if unmap && prov.lbprz && block.iter().all(|&b| b == 0) {
+    if unmap {
         discard_blocks(lu, ext.lba, blocks)?;
     } else {
         fill_blocks(lu, ext.lba, blocks, block)?;

@@ -72,7 +72,7 @@ fn beyond_end_of_medium() {
 }
 
 #[test]
-fn unmap_deallocates_zero_blocks_and_writes_others() {
+fn unmap_deallocates() {
     let mut h = Harness::new(N);
     for i in [1u32, 8, 256] {
         h.put(0, &vec![0xff; i as usize * BS]);
@@ -91,13 +91,22 @@ fn unmap_deallocates_zero_blocks_and_writes_others() {
     good(&h.exec(&ws16(0x01, 20, 2), &[]));
     assert!(h.mapped(20));
     assert_eq!(h.get(20, 2), vec![0; 2 * BS]);
-    // A nonzero block is written even with UNMAP.
-    good(&h.exec(&ws10(0x08, 1, 7), &[0xa6; BS]));
-    assert_eq!(h.get(1, 7), vec![0xa6; 7 * BS]);
+    // UNMAP deallocates whatever the block holds (WriteSame10.UnmapUntilEnd
+    // sends the 0xff it wrote before).
+    h.put(1, &[0xff; 7 * BS]);
+    good(&h.exec(&ws10(0x08, 1, 7), &[0xff; BS]));
+    assert_eq!(h.get(1, 7), vec![0; 7 * BS]);
+    assert!(!h.mapped(1));
     // Until the end.
-    h.put(N - 3, &[1; 3 * BS]);
-    good(&h.exec(&ws16(0x08, N - 3, 0), &[0; BS]));
-    assert!(!h.mapped(N - 3));
+    for i in [1u64, 3, 256] {
+        h.put(N - i, &vec![0xff; i as usize * BS]);
+        good(&h.exec(&ws10(0x08, (N - i) as u32, 0), &[0xff; BS]));
+        let back = good(&h.exec(&cdb::c10(0x28, 0, (N - i) as u32, i as u16), &[]));
+        assert!(back.iter().all(|&b| b == 0));
+        h.put(N - i, &vec![0xff; i as usize * BS]);
+        good(&h.exec(&ws16(0x08, N - i, 0), &[0; BS]));
+        assert!(!h.mapped(N - i));
+    }
 }
 
 #[test]
