@@ -3,3 +3,4 @@
 //! and the set-up of those peers.
 
 pub mod interop;
+pub mod serve;

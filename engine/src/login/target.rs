@@ -76,3 +76,67 @@ pub struct LoginOutcome {
 
 /// The target's login preferences.
 pub type TargetPreferences = Preferences;
+
+/// One step of the target's login state machine.
+#[derive(Debug)]
+pub enum TargetLoginStep {
+    Continue(crate::pdu::Pdu),
+    Complete(crate::pdu::Pdu, LoginOutcome),
+    Fail(crate::pdu::Pdu, super::status::LoginStatus),
+}
+
+/// Temporary stand-in until the login branch lands.
+pub struct TargetLogin {
+    prefs: Preferences,
+    peer: SocketAddr,
+}
+
+impl TargetLogin {
+    pub fn new(prefs: Preferences, peer: SocketAddr) -> TargetLogin {
+        TargetLogin { prefs, peer }
+    }
+
+    pub fn handle(
+        &mut self,
+        req: &crate::pdu::LoginRequest,
+        data: &[u8],
+        dir: &dyn LoginDirectory,
+        _rng: &mut dyn rand::RngCore,
+    ) -> TargetLoginStep {
+        use crate::pdu::{Header, LoginResponse, Pdu, Stage};
+        let text = String::from_utf8_lossy(data).to_string();
+        let get = |k: &str| {
+            text.split('\0')
+                .find_map(|kv| kv.strip_prefix(&format!("{k}=")).map(str::to_string))
+        };
+        let initiator = get("InitiatorName").unwrap_or_default();
+        let discovery = get("SessionType").as_deref() == Some("Discovery");
+        let target = get("TargetName").and_then(|n| dir.target(&n));
+        let _ = (&self.prefs, self.peer);
+        let resp = LoginResponse {
+            transit: true,
+            csg: req.csg,
+            nsg: Stage::FullFeaturePhase,
+            isid: req.isid,
+            itt: req.itt,
+            ..LoginResponse::default()
+        };
+        let outcome = LoginOutcome {
+            session_type: if discovery {
+                SessionType::Discovery
+            } else {
+                SessionType::Normal
+            },
+            isid: req.isid,
+            tsih: req.tsih,
+            cid: req.cid,
+            initiator_name: initiator,
+            target,
+            session: SessionParams::default(),
+            connection: ConnectionParams::default(),
+            cmd_sn: req.cmd_sn,
+            authenticated_user: None,
+        };
+        TargetLoginStep::Complete(Pdu::bare(Header::LoginResponse(resp)), outcome)
+    }
+}

@@ -705,11 +705,13 @@ impl LogicalUnit {
                 status: status::CHECK_CONDITION,
                 sense: Some(sense.encode(self.spc.descriptor_sense())),
                 data_in: Bytes::new(),
+                data_out_wanted: None,
             },
             Err(Failure::Status(s)) => CommandResult {
                 status: s,
                 sense: None,
                 data_in: Bytes::new(),
+                data_out_wanted: None,
             },
         }
     }
@@ -762,7 +764,10 @@ impl Device {
             Handler::Lu(h) => h(lu, &cmd),
             Handler::Device(h) => h(self, index, &cmd),
         };
-        self.luns[&index].finish(outcome)
+        let lu = &self.luns[&index];
+        let mut result = lu.finish(outcome);
+        result.data_out_wanted = super::data_out_length(req.cdb, lu.config.block_size);
+        result
     }
 
     /// Applies a task management function issued by `nexus` to `lun` (or

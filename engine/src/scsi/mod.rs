@@ -79,6 +79,9 @@ pub struct CommandResult {
     /// The data the command produced, not yet truncated to the initiator's
     /// Expected Data Transfer Length.
     pub data_in: Bytes,
+    /// The Data-Out length the CDB asked for, when the command takes
+    /// Data-Out: the iSCSI layer reports write residuals against it.
+    pub data_out_wanted: Option<u32>,
 }
 
 impl CommandResult {
@@ -87,6 +90,7 @@ impl CommandResult {
             status: status::GOOD,
             sense: None,
             data_in,
+            data_out_wanted: None,
         }
     }
 }
@@ -130,5 +134,7 @@ mod device;
 mod sbc;
 pub mod sense;
 mod spc;
+mod transfer;
 
 pub use device::{CommandInfo, Device, LogicalUnit, commands};
+pub use transfer::data_out_length;

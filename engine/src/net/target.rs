@@ -1,0 +1,384 @@
+//! The target's async driver: accepts connections on a [`Listener`], moves
+//! bytes between each socket and the sans-IO [`Endpoint`], executes
+//! commands on a [`Backend`], and fires the endpoint's timers.
+//!
+//! Per connection a reader task feeds received bytes to the endpoint and a
+//! writer task writes what the endpoint queues; both are short loops. The
+//! endpoint and the backend sit behind one lock, taken for the time it
+//! takes to process one read's worth of PDUs.
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufWriter};
+use tokio::sync::Notify;
+use tracing::{debug, info, warn};
+
+use super::{Listener, Stream};
+use crate::pdu::{Encoder, Lun};
+use crate::scsi::{CommandRequest, CommandResult, Device, Nexus, TaskManagement};
+use crate::target::{ConnId, Endpoint, Event, Execute};
+
+/// Where commands are executed: the devices of every target node.
+pub trait Backend: Send + 'static {
+    fn execute(&mut self, target: &str, lun: Lun, request: CommandRequest<'_>) -> CommandResult;
+    fn task_management(&mut self, target: &str, nexus: &Nexus, lun: Lun, function: TaskManagement);
+    fn nexus_lost(&mut self, target: &str, nexus: &Nexus);
+    /// How long this command's result takes to come back (a simulated
+    /// disk's latency); `None` returns it at once.
+    fn completion_delay(&mut self, _execute: &Execute) -> Option<Duration> {
+        None
+    }
+}
+
+/// The plain backend: one [`Device`] per target node name.
+#[derive(Default)]
+pub struct Devices(pub BTreeMap<String, Device>);
+
+impl Backend for Devices {
+    fn execute(&mut self, target: &str, lun: Lun, request: CommandRequest<'_>) -> CommandResult {
+        match self.0.get_mut(target) {
+            Some(device) => device.execute(lun, request),
+            None => unreachable_target(target),
+        }
+    }
+
+    fn task_management(&mut self, target: &str, nexus: &Nexus, lun: Lun, function: TaskManagement) {
+        if let Some(device) = self.0.get_mut(target) {
+            device.task_management(nexus, lun, function);
+        }
+    }
+
+    fn nexus_lost(&mut self, target: &str, nexus: &Nexus) {
+        if let Some(device) = self.0.get_mut(target) {
+            device.nexus_lost(nexus);
+        }
+    }
+}
+
+/// A command for a target the endpoint knows but the backend does not:
+/// answered as a target failure rather than a panic.
+fn unreachable_target(target: &str) -> CommandResult {
+    warn!(target, "no device for target");
+    let sense = crate::scsi::sense::Sense::new(
+        crate::scsi::sense::key::HARDWARE_ERROR,
+        crate::scsi::sense::Asc::INTERNAL_TARGET_FAILURE,
+    );
+    CommandResult {
+        status: crate::scsi::status::CHECK_CONDITION,
+        sense: Some(sense.to_fixed()),
+        data_in: bytes::Bytes::new(),
+        data_out_wanted: None,
+    }
+}
+
+/// Limits of the driver itself.
+#[derive(Debug, Clone)]
+pub struct ServerOptions {
+    /// Connections beyond this are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// Bytes asked of the socket per read.
+    pub read_size: usize,
+}
+
+impl Default for ServerOptions {
+    fn default() -> Self {
+        ServerOptions {
+            max_connections: 256,
+            read_size: 256 * 1024,
+        }
+    }
+}
+
+struct Core<B> {
+    endpoint: Endpoint,
+    backend: B,
+}
+
+/// A running target: the endpoint, its backend, and the wake-ups of each
+/// connection's writer.
+pub struct TargetServer<B: Backend> {
+    core: Mutex<Core<B>>,
+    writers: Mutex<BTreeMap<ConnId, Arc<Notify>>>,
+    timer: Notify,
+    changed: Notify,
+    options: ServerOptions,
+}
+
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+impl<B: Backend> TargetServer<B> {
+    pub fn new(endpoint: Endpoint, backend: B, options: ServerOptions) -> Arc<Self> {
+        Arc::new(TargetServer {
+            core: Mutex::new(Core { endpoint, backend }),
+            writers: Mutex::new(BTreeMap::new()),
+            timer: Notify::new(),
+            changed: Notify::new(),
+            options,
+        })
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Core<B>> {
+        self.core
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `f` on the backend (for inspection by tests and tools).
+    pub fn with_backend<R>(&self, f: impl FnOnce(&mut B) -> R) -> R {
+        f(&mut self.lock().backend)
+    }
+
+    pub fn connection_count(&self) -> usize {
+        self.lock().endpoint.connection_count()
+    }
+
+    pub fn session_count(&self) -> usize {
+        self.lock().endpoint.session_count()
+    }
+
+    /// Serves connections from `listener` until `shutdown` resolves, then
+    /// asks every session to log out and waits (bounded by the endpoint's
+    /// logout timeout) for them to go.
+    pub async fn serve<L: Listener>(
+        self: Arc<Self>,
+        mut listener: L,
+        shutdown: impl Future<Output = ()>,
+    ) -> io::Result<()> {
+        let local = listener.local_addr()?;
+        let timer = tokio::spawn(self.clone().run_timer());
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => self.clone().start_connection(stream, peer, local),
+                    Err(e) => warn!(%e, "accept failed"),
+                },
+                () = &mut shutdown => break,
+            }
+        }
+        drop(listener);
+        info!("shutting down: asking sessions to log out");
+        let logout_timeout = {
+            let mut core = self.lock();
+            core.endpoint.shutdown(now());
+            self.run_events(&mut core);
+            core.endpoint.config().logout_timeout
+        };
+        self.timer.notify_one();
+        let give_up = tokio::time::Instant::now() + logout_timeout + Duration::from_secs(1);
+        while !self.lock().endpoint.is_idle() {
+            if tokio::time::timeout_at(give_up, self.changed.notified())
+                .await
+                .is_err()
+            {
+                warn!("connections still open after the logout timeout");
+                break;
+            }
+        }
+        timer.abort();
+        Ok(())
+    }
+
+    fn start_connection<S: Stream>(
+        self: Arc<Self>,
+        stream: S,
+        peer: SocketAddr,
+        local: SocketAddr,
+    ) {
+        let id = {
+            let mut core = self.lock();
+            if core.endpoint.connection_count() >= self.options.max_connections {
+                warn!(%peer, "too many connections: refused");
+                return;
+            }
+            core.endpoint.accept(peer, local, now())
+        };
+        let notify = Arc::new(Notify::new());
+        self.writers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, notify.clone());
+        self.timer.notify_one();
+        let (reader, writer) = tokio::io::split(stream);
+        let read_task = tokio::spawn(self.clone().read_loop(id, reader));
+        tokio::spawn(self.write_loop(id, writer, notify, read_task));
+    }
+
+    async fn read_loop<R: tokio::io::AsyncRead + Unpin>(
+        self: Arc<Self>,
+        id: ConnId,
+        mut reader: R,
+    ) {
+        let mut buf = BytesMut::with_capacity(self.options.read_size);
+        loop {
+            if buf.capacity() - buf.len() < self.options.read_size / 4 {
+                buf.reserve(self.options.read_size);
+            }
+            match reader.read_buf(&mut buf).await {
+                Ok(0) => break,
+                Ok(_) => {
+                    let mut core = self.lock();
+                    core.endpoint.handle_input(id, &mut buf, now());
+                    self.run_events(&mut core);
+                    if core.endpoint.is_closing(id) {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    debug!(%id, %e, "read failed");
+                    break;
+                }
+            }
+        }
+        let mut core = self.lock();
+        if !core.endpoint.is_closing(id) {
+            core.endpoint.handle_closed(id, now());
+        }
+        self.run_events(&mut core);
+        drop(core);
+        self.wake_writer(id);
+    }
+
+    async fn write_loop<W: tokio::io::AsyncWrite + Unpin>(
+        self: Arc<Self>,
+        id: ConnId,
+        writer: W,
+        notify: Arc<Notify>,
+        read_task: tokio::task::JoinHandle<()>,
+    ) {
+        let mut writer = BufWriter::with_capacity(64 * 1024, writer);
+        let mut header = BytesMut::with_capacity(1024);
+        let mut batch = Vec::with_capacity(64);
+        let result: io::Result<()> = async {
+            loop {
+                let closing = {
+                    let mut core = self.lock();
+                    while let Some(t) = core.endpoint.poll_transmit(id) {
+                        batch.push(t);
+                    }
+                    core.endpoint.is_closing(id)
+                };
+                for t in batch.drain(..) {
+                    let encoder = Encoder { digests: t.digests };
+                    header.clear();
+                    encoder.encode_header(&t.pdu, &mut header);
+                    writer.write_all(&header).await?;
+                    writer.write_all(&t.pdu.data).await?;
+                    writer
+                        .write_all(encoder.trailer(&t.pdu.data).as_ref())
+                        .await?;
+                }
+                writer.flush().await?;
+                if closing {
+                    return Ok(());
+                }
+                notify.notified().await;
+            }
+        }
+        .await;
+        if let Err(e) = result {
+            debug!(%id, %e, "write failed");
+        }
+        let _ = writer.shutdown().await;
+        read_task.abort();
+        {
+            let mut core = self.lock();
+            core.endpoint.handle_closed(id, now());
+            self.run_events(&mut core);
+        }
+        self.writers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        self.changed.notify_waiters();
+    }
+
+    async fn run_timer(self: Arc<Self>) {
+        loop {
+            let deadline = self.lock().endpoint.poll_timeout();
+            match deadline {
+                Some(at) => {
+                    let at = tokio::time::Instant::from_std(at);
+                    tokio::select! {
+                        () = tokio::time::sleep_until(at) => {
+                            let mut core = self.lock();
+                            core.endpoint.handle_timeout(now());
+                            self.run_events(&mut core);
+                        }
+                        () = self.timer.notified() => {}
+                    }
+                }
+                None => self.timer.notified().await,
+            }
+        }
+    }
+
+    fn wake_writer(&self, id: ConnId) {
+        if let Some(n) = self
+            .writers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+        {
+            n.notify_one();
+        }
+    }
+
+    /// Does what the endpoint asks: executes commands (at once, or after
+    /// the backend's delay), applies task management, wakes writers.
+    fn run_events(self: &Arc<Self>, core: &mut Core<B>) {
+        while let Some(event) = core.endpoint.poll_event() {
+            match event {
+                Event::Execute(x) => {
+                    let extended;
+                    let cdb: &[u8] = if x.cdb.extended.is_empty() {
+                        &x.cdb.base
+                    } else {
+                        extended = x.cdb.to_vec();
+                        &extended
+                    };
+                    let result = core.backend.execute(
+                        &x.target,
+                        x.lun,
+                        CommandRequest {
+                            nexus: &x.nexus,
+                            cdb,
+                            data_out: x.data_out.clone(),
+                            expected_in_len: x.expected_in_len,
+                            attr: x.attr,
+                        },
+                    );
+                    match core.backend.completion_delay(&x) {
+                        None => core.endpoint.complete(x.task, result, now()),
+                        Some(delay) => {
+                            let server = self.clone();
+                            tokio::spawn(async move {
+                                tokio::time::sleep(delay).await;
+                                let mut core = server.lock();
+                                core.endpoint.complete(x.task, result, now());
+                                server.run_events(&mut core);
+                            });
+                        }
+                    }
+                }
+                Event::TaskManagement {
+                    target,
+                    nexus,
+                    lun,
+                    function,
+                } => core.backend.task_management(&target, &nexus, lun, function),
+                Event::NexusLost { target, nexus } => core.backend.nexus_lost(&target, &nexus),
+                Event::Transmit(id) | Event::Close(id) => self.wake_writer(id),
+            }
+        }
+        self.timer.notify_one();
+    }
+}
