@@ -447,7 +447,6 @@ pub(super) fn miscompare(offset: u64) -> Sense {
 /// iSCSI session can compute write residuals against the Expected Data
 /// Transfer Length (RFC 7143 §11.4.5.2). `None` for commands without
 /// Data-Out and for opcodes outside SBC.
-#[allow(dead_code, reason = "for the iSCSI session's write residuals")]
 pub(crate) fn data_out_length(cdb: &Cdb<'_>, block_size: u32) -> Option<u64> {
     let bs = block_size as u64;
     let ext = Extent::decode(cdb);
