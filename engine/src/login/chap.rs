@@ -125,6 +125,15 @@ fn parse_binary(value: &str, key: &'static str) -> Result<Vec<u8>, ChapError> {
     decode_binary(value).map_err(|_| ChapError::Malformed { key })
 }
 
+/// What the target answers to one request's CHAP keys.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChapReply {
+    /// The pairs to send.
+    pub pairs: Vec<(String, String)>,
+    /// The CHAP user, once the initiator has proven its identity.
+    pub authenticated: Option<String>,
+}
+
 /// The target's side: it challenges the initiator and, for mutual CHAP,
 /// answers the initiator's challenge.
 #[derive(Debug, Clone, Default)]
@@ -161,14 +170,18 @@ impl TargetChap {
         accounts: &[Credentials],
         mutual: Option<&Credentials>,
         rng: &mut dyn RngCore,
-    ) -> Result<(Vec<(String, String)>, Option<String>), ChapError> {
+    ) -> Result<ChapReply, ChapError> {
+        let reply = |pairs, authenticated| ChapReply {
+            pairs,
+            authenticated,
+        };
         match &self.state {
             TargetState::AwaitAlgorithm => {
                 if keys.n.is_some() || keys.r.is_some() {
                     return Err(ChapError::Unexpected("CHAP_R"));
                 }
                 let Some(a) = &keys.a else {
-                    return Ok((Vec::new(), None));
+                    return Ok(reply(Vec::new(), None));
                 };
                 if !split_list(a).any(|v| v == CHAP_MD5) {
                     return Err(ChapError::UnsupportedAlgorithm(
@@ -182,14 +195,14 @@ impl TargetChap {
                     ("CHAP_C".to_string(), encode_hex(&challenge)),
                 ];
                 self.state = TargetState::AwaitResponse { id, challenge };
-                Ok((pairs, None))
+                Ok(reply(pairs, None))
             }
             TargetState::AwaitResponse { id, challenge } => {
                 if keys.a.is_some() {
                     return Err(ChapError::Duplicate("CHAP_A"));
                 }
                 if keys.is_empty() {
-                    return Ok((Vec::new(), None));
+                    return Ok(reply(Vec::new(), None));
                 }
                 let user = keys.n.as_deref().ok_or(ChapError::Missing("CHAP_N"))?;
                 let r = keys.r.as_deref().ok_or(ChapError::Missing("CHAP_R"))?;
@@ -224,11 +237,11 @@ impl TargetChap {
                     (Some(_), None) => return Err(ChapError::Missing("CHAP_C")),
                 };
                 self.state = TargetState::Done;
-                Ok((pairs, Some(user.to_string())))
+                Ok(reply(pairs, Some(user.to_string())))
             }
             TargetState::Done => {
                 if keys.is_empty() {
-                    Ok((Vec::new(), None))
+                    Ok(reply(Vec::new(), None))
                 } else {
                     Err(ChapError::Unexpected("CHAP key after authentication"))
                 }
@@ -381,7 +394,9 @@ mod tests {
         let mut t = TargetChap::new();
         let mut i = InitiatorChap::new();
         let offer = vec![("CHAP_A".to_string(), "7,5".to_string())];
-        let (challenge, _) = t.handle(&keys(&offer), accounts, mutual_target, &mut rng)?;
+        let challenge = t
+            .handle(&keys(&offer), accounts, mutual_target, &mut rng)?
+            .pairs;
         assert_eq!(challenge[0], ("CHAP_A".into(), "5".into()));
         let mut reply = i.respond(&keys(&challenge), initiator, mutual_expected, &mut rng)?;
         // Re-encode the binary values the way the test asks.
@@ -390,7 +405,10 @@ mod tests {
                 *v = encode(&decode_binary(v).unwrap());
             }
         }
-        let (answer, user) = t.handle(&keys(&reply), accounts, mutual_target, &mut rng)?;
+        let ChapReply {
+            pairs: answer,
+            authenticated: user,
+        } = t.handle(&keys(&reply), accounts, mutual_target, &mut rng)?;
         assert!(t.is_done());
         if let Some(expected) = mutual_expected {
             i.verify_target(&keys(&answer), expected)?;
@@ -422,7 +440,7 @@ mod tests {
         for encode in [encode_hex as fn(&[u8]) -> String, encode_base64] {
             let user = exchange(
                 &alice,
-                &[alice.clone()],
+                std::slice::from_ref(&alice),
                 Some(&target),
                 Some(&target),
                 encode,
@@ -454,7 +472,7 @@ mod tests {
         assert_eq!(
             exchange(
                 &alice,
-                &[alice.clone()],
+                std::slice::from_ref(&alice),
                 Some(&real),
                 Some(&impostor),
                 encode_hex
@@ -465,7 +483,7 @@ mod tests {
         assert_eq!(
             exchange(
                 &alice,
-                &[alice.clone()],
+                std::slice::from_ref(&alice),
                 Some(&real),
                 Some(&other_name),
                 encode_hex
@@ -479,7 +497,13 @@ mod tests {
         let alice = creds("alice", "alice-secret-12");
         let target = creds("target", "target-secret-1");
         assert_eq!(
-            exchange(&alice, &[alice.clone()], Some(&target), None, encode_hex),
+            exchange(
+                &alice,
+                std::slice::from_ref(&alice),
+                Some(&target),
+                None,
+                encode_hex
+            ),
             Err(ChapError::MutualNotConfigured)
         );
     }
@@ -491,9 +515,15 @@ mod tests {
         let target = creds("target", "target-secret-1");
         let mut t = TargetChap::new();
         let offer = vec![("CHAP_A".to_string(), "5".to_string())];
-        let (challenge, _) = t
-            .handle(&keys(&offer), &[alice.clone()], Some(&target), &mut rng)
-            .unwrap();
+        let challenge = t
+            .handle(
+                &keys(&offer),
+                std::slice::from_ref(&alice),
+                Some(&target),
+                &mut rng,
+            )
+            .unwrap()
+            .pairs;
         let k = keys(&challenge);
         let id = parse_id(k.i.as_deref().unwrap()).unwrap();
         let c = decode_binary(k.c.as_deref().unwrap()).unwrap();

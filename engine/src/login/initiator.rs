@@ -295,7 +295,9 @@ impl InitiatorLogin {
                 k.as_str(),
                 "InitiatorName" | "InitiatorAlias" | "TargetName" | "SessionType"
             );
-            !self.extra_pending.remove(k) && !(declared && is_reserved(v))
+            let extension_answer = self.extra_pending.remove(k);
+            let rejected_declaration = declared && is_reserved(v);
+            !(extension_answer || rejected_declaration)
         });
         self.note_declarations(&pairs);
         let (security, operational): (Vec<_>, Vec<_>) =

@@ -475,7 +475,7 @@ impl TargetLogin {
             if self.auth != Auth::Chap {
                 return Err(LoginStatus::INITIATOR_ERROR);
             }
-            let (pairs, user) = self
+            let reply = self
                 .chap
                 .handle(
                     &keys,
@@ -484,8 +484,8 @@ impl TargetLogin {
                     rng,
                 )
                 .map_err(|_| LoginStatus::AUTHENTICATION_FAILURE)?;
-            answers.extend(pairs);
-            if let Some(user) = user {
+            answers.extend(reply.pairs);
+            if let Some(user) = reply.authenticated {
                 self.auth = Auth::Done(Some(user));
             }
         }
