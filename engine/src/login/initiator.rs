@@ -314,8 +314,10 @@ impl InitiatorLogin {
         out.extend(self.negotiator.handle(&operational)?);
 
         if !rsp.transit {
-            let transit = self.stage == Stage::LoginOperationalNegotiation
-                || matches!(self.security, Security::AwaitVerdict | Security::Done);
+            // T=0 only while choosing the CHAP algorithm, as libiscsi and
+            // open-iscsi do.
+            let transit = self.security != Security::AwaitChallenge
+                || self.stage != Stage::SecurityNegotiation;
             let nsg = self.nsg;
             return Ok(InitiatorLoginStep::Send(self.send(out, transit, nsg)));
         }

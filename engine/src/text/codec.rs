@@ -42,6 +42,10 @@ pub enum TextError {
     InvalidBoolean(String),
     #[error("invalid binary value {0:?}")]
     InvalidBinary(String),
+    #[error("invalid TargetAddress {0:?}")]
+    InvalidAddress(String),
+    #[error("TargetAddress before any TargetName")]
+    OrphanAddress,
 }
 
 /// Splits a (reassembled) data segment into pairs, in order.

@@ -157,10 +157,6 @@ impl Negotiator {
             session_type,
             ..SessionParams::default()
         };
-        let conn = ConnectionParams {
-            max_recv_data_segment_length: prefs.max_recv_data_segment_length,
-            ..ConnectionParams::default()
-        };
         Negotiator {
             role,
             prefs,
@@ -168,7 +164,8 @@ impl Negotiator {
             leading: true,
             phase: Phase::Login,
             session,
-            conn,
+            // Both directions stay at the default 8192 until declared.
+            conn: ConnectionParams::default(),
             received: BTreeMap::new(),
             offered: BTreeMap::new(),
             answered: BTreeSet::new(),
@@ -720,8 +717,14 @@ impl Negotiator {
     }
 
     /// The session-wide values negotiated so far (RFC defaults elsewhere).
+    ///
+    /// FirstBurstLength is capped at MaxBurstLength (§13.14) even when the
+    /// peer left it at a larger default, so that a sender never relies on
+    /// more unsolicited data than a burst may hold.
     pub fn session_params(&self) -> SessionParams {
-        self.session.clone()
+        let mut s = self.session.clone();
+        s.first_burst_length = s.first_burst_length.min(s.max_burst_length);
+        s
     }
 
     /// The connection values negotiated so far.
