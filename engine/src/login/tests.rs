@@ -1132,3 +1132,139 @@ fn deterministic_for_a_seed() {
     let b = run(cfg, Preferences::default(), &dir).trace;
     assert_eq!(a, b);
 }
+
+mod robustness {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn stage() -> impl Strategy<Value = Stage> {
+        (0u8..4).prop_map(Stage::from_bits)
+    }
+
+    fn pair() -> impl Strategy<Value = Vec<u8>> {
+        let key = prop::sample::select(vec![
+            "InitiatorName",
+            "TargetName",
+            "SessionType",
+            "AuthMethod",
+            "CHAP_A",
+            "CHAP_I",
+            "CHAP_C",
+            "CHAP_N",
+            "CHAP_R",
+            "HeaderDigest",
+            "MaxBurstLength",
+            "FirstBurstLength",
+            "ImmediateData",
+            "MaxRecvDataSegmentLength",
+            "X-junk",
+        ]);
+        let value = prop::sample::select(vec![
+            INITIATOR,
+            TARGET,
+            "Normal",
+            "Discovery",
+            "CHAP",
+            "None",
+            "5",
+            "0x00",
+            "0bAA==",
+            "alice",
+            "Yes",
+            "No",
+            "512",
+            "Reject",
+            "",
+            "0xffffffffffffffffff",
+        ]);
+        prop_oneof![
+            (key, value).prop_map(|(k, v)| format!("{k}={v}\0").into_bytes()),
+            prop::collection::vec(any::<u8>(), 0..24),
+        ]
+    }
+
+    fn request() -> impl Strategy<Value = (LoginRequest, Vec<u8>)> {
+        (
+            (any::<bool>(), any::<bool>(), stage(), stage()),
+            (0u8..2, 0u8..2, prop::sample::select(vec![0u16, 0x0100, 7])),
+            prop::collection::vec(pair(), 0..6),
+        )
+            .prop_map(|((transit, cont, csg, nsg), (vmin, vmax, tsih), pairs)| {
+                let req = LoginRequest {
+                    transit,
+                    continue_: cont,
+                    csg,
+                    nsg,
+                    version_max: vmax,
+                    version_min: vmin,
+                    isid: ISID,
+                    tsih,
+                    itt: ITT,
+                    cid: 1,
+                    cmd_sn: 100,
+                    exp_stat_sn: 0,
+                };
+                (req, pairs.concat())
+            })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Any sequence of Login Requests ends in responses, never a panic,
+        /// and every response echoes the request's ISID and ITT.
+        #[test]
+        fn target_never_panics(reqs in prop::collection::vec(request(), 1..8)) {
+            let alice = creds("alice", "alice-secret-12");
+            let dir = Dir::new().chap(std::slice::from_ref(&alice), Some(creds("t", "target-secret-1")));
+            let mut rng = ChaCha8Rng::seed_from_u64(0);
+            let mut t = TargetLogin::new(Preferences::default(), peer());
+            for (req, data) in reqs {
+                let pdu = match t.handle(&req, &data, &dir, &mut rng) {
+                    TargetLoginStep::Continue(p) | TargetLoginStep::Complete(p, _) => p,
+                    TargetLoginStep::Fail(p, s) => {
+                        prop_assert_ne!(s, LoginStatus::SUCCESS);
+                        p
+                    }
+                };
+                let r = login_response(&pdu);
+                prop_assert_eq!((r.isid, r.itt), (ISID, ITT));
+                prop_assert!(pdu.data.len() <= MAX_LOGIN_SEGMENT);
+            }
+        }
+
+        /// Arbitrary responses never make the initiator panic.
+        #[test]
+        fn initiator_never_panics(
+            rsps in prop::collection::vec((any::<bool>(), any::<bool>(), stage(), stage(), 0u8..4, prop::collection::vec(pair(), 0..6)), 1..8)
+        ) {
+            let mut rng = ChaCha8Rng::seed_from_u64(0);
+            let mut i = InitiatorLogin::new(InitiatorConfig {
+                chap: Some(creds("alice", "alice-secret-12")),
+                mutual_chap: Some(creds("t", "target-secret-1")),
+                ..config()
+            });
+            let _ = i.start();
+            for (transit, cont, csg, nsg, class, pairs) in rsps {
+                let rsp = LoginResponse {
+                    transit,
+                    continue_: cont,
+                    csg,
+                    nsg,
+                    isid: ISID,
+                    itt: ITT,
+                    status_class: class % 2,
+                    ..LoginResponse::default()
+                };
+                if let InitiatorLoginStep::Send(p) = i.handle(&rsp, &pairs.concat(), &mut rng) {
+                    prop_assert!(p.data.len() <= MAX_LOGIN_SEGMENT);
+                }
+            }
+        }
+
+        #[test]
+        fn decode_never_panics(data in prop::collection::vec(any::<u8>(), 0..512)) {
+            let _ = decode_pairs(&data);
+        }
+    }
+}
