@@ -172,12 +172,25 @@ fn login_response(pdu: &Pdu) -> &LoginResponse {
 
 /// Shuttles PDUs between an initiator and a target until one side ends.
 fn run(cfg: InitiatorConfig, tprefs: Preferences, dir: &Dir) -> Run {
+    run_with(cfg, tprefs, dir, |_| {})
+}
+
+/// Like [`run`], with every Login Request passed through `tamper` first.
+fn run_with(
+    cfg: InitiatorConfig,
+    tprefs: Preferences,
+    dir: &Dir,
+    tamper: impl Fn(&mut LoginRequest),
+) -> Run {
     let mut rng = ChaCha8Rng::seed_from_u64(42);
     let mut initiator = InitiatorLogin::new(cfg);
     let mut target = TargetLogin::new(tprefs, peer());
     let mut trace = Vec::new();
     let mut req = initiator.start();
     for stat_sn in 0..200u32 {
+        if let Header::LoginRequest(r) = &mut req.header {
+            tamper(r);
+        }
         trace.push(req.clone());
         let step = target.handle(login_request(&req), &req.data, dir, &mut rng);
         let (mut rsp, target_end) = match step {
@@ -655,6 +668,43 @@ fn version_ranges(#[case] min: u8, #[case] max: u8, #[case] expect: LoginStatus)
     } else {
         assert_eq!(status_of(step), expect);
     }
+}
+
+#[test]
+fn version_mismatch() {
+    let run = run_with(config(), Preferences::default(), &Dir::new(), |r| {
+        r.version_min = 1;
+        r.version_max = 1;
+    });
+    assert_eq!(run.target_status(), LoginStatus::UNSUPPORTED_VERSION);
+    assert_eq!(run.trace.len(), 2);
+}
+
+#[test]
+fn transit_only_when_both_agree() {
+    let mut t = TargetLogin::new(Preferences::default(), peer());
+    let dir = Dir::new();
+    let mut rng = ChaCha8Rng::seed_from_u64(0);
+    let pairs = [("InitiatorName", INITIATOR), ("TargetName", TARGET)];
+    let (req, data) = raw(
+        Stage::LoginOperationalNegotiation,
+        Stage::FullFeaturePhase,
+        false,
+        &pairs,
+    );
+    let TargetLoginStep::Continue(rsp) = t.handle(&req, &data, &dir, &mut rng) else {
+        panic!("no transit without the initiator's T bit")
+    };
+    assert!(!login_response(&rsp).transit);
+    let (req, data) = raw(
+        Stage::LoginOperationalNegotiation,
+        Stage::FullFeaturePhase,
+        true,
+        &[],
+    );
+    let step = t.handle(&req, &data, &dir, &mut rng);
+    assert!(matches!(step, TargetLoginStep::Complete(..)), "{step:?}");
+    assert!(t.is_done());
 }
 
 #[test]
