@@ -128,7 +128,6 @@ struct Identity {
     tsih: u16,
     itt: Itt,
     cid: u16,
-    cmd_sn: u32,
 }
 
 /// What the first complete request established.
@@ -173,6 +172,7 @@ pub struct TargetLogin {
     plan: Option<Plan>,
     pdus: usize,
     pairs: usize,
+    cmd_sn: u32,
     exp_stat_sn: u32,
     identity_declared: bool,
     offers_made: bool,
@@ -197,6 +197,7 @@ impl TargetLogin {
             plan: None,
             pdus: 0,
             pairs: 0,
+            cmd_sn: 0,
             exp_stat_sn: 0,
             identity_declared: false,
             offers_made: false,
@@ -321,7 +322,6 @@ impl TargetLogin {
             tsih: req.tsih,
             itt: req.itt,
             cid: req.cid,
-            cmd_sn: req.cmd_sn,
         };
         match self.identity {
             None => {
@@ -337,6 +337,7 @@ impl TargetLogin {
                     return Err(LoginStatus::INITIATOR_ERROR);
                 }
                 self.identity = Some(identity);
+                self.cmd_sn = req.cmd_sn;
                 self.stage = req.csg;
             }
             Some(first) if first != identity => return Err(LoginStatus::INITIATOR_ERROR),
@@ -574,7 +575,7 @@ impl TargetLogin {
             target: session.target,
             session: params,
             connection,
-            cmd_sn: identity.cmd_sn,
+            cmd_sn: self.cmd_sn,
             exp_stat_sn: self.exp_stat_sn,
             authenticated_user,
             negotiator,
