@@ -3,4 +3,6 @@
 //! and the set-up of those peers.
 
 pub mod interop;
+pub mod libiscsi;
+pub mod report;
 pub mod serve;

@@ -172,7 +172,7 @@ pub fn default_preferences() -> Preferences {
         data_pdu_in_order: true,
         data_sequence_in_order: true,
         error_recovery_level: 0,
-        iscsi_protocol_level: 1,
+        ..Preferences::default()
     }
 }
 

@@ -9,6 +9,7 @@ use bytes::Bytes;
 
 use crate::login::target::TargetLogin;
 use crate::pdu::{Decoder, Digests, Header, Itt, Pdu, Ttt};
+use crate::text::Negotiator;
 
 /// Where a connection is in its life.
 pub(crate) enum Phase {
@@ -56,6 +57,8 @@ pub(crate) struct Connection {
     /// Text request pairs gathered across PDUs with the C bit.
     pub text_in: Option<(Itt, Vec<u8>)>,
     pub text_out: Option<TextContinuation>,
+    /// Negotiates keys in Text exchanges of the full-feature phase.
+    pub negotiator: Option<Negotiator>,
     /// The transport is gone; nothing more is sent.
     pub closed: bool,
 }
@@ -87,6 +90,7 @@ impl Connection {
             logout_deadline: None,
             text_in: None,
             text_out: None,
+            negotiator: None,
             closed: false,
         }
     }

@@ -8,7 +8,8 @@ use super::ConnId;
 use super::connection::TextContinuation;
 use super::endpoint::Endpoint;
 use crate::pdu::{Header, Lun, Pdu, RESERVED_TAG, TextResponse, reject_reason};
-use crate::text::{SessionType, decode_pairs, encode_pairs};
+use crate::text::discovery::{SendTargetsRequest, TargetAddress, TargetRecord, encode_send_targets};
+use crate::text::{decode_pairs, encode_pairs};
 
 /// The most text an initiator may send in one request, across PDUs.
 const MAX_TEXT_REQUEST: usize = 64 * 1024;
@@ -57,25 +58,23 @@ impl Endpoint {
             self.reject(id, reject_reason::PROTOCOL_ERROR, &pdu);
             return;
         };
-        let mut reply: Vec<(String, String)> = Vec::new();
-        for (key, value) in pairs {
-            match key.as_str() {
-                "SendTargets" => self.send_targets(id, tsih, &value, &mut reply),
-                "MaxRecvDataSegmentLength" => match value.parse::<u32>() {
-                    Ok(v) if (512..=16_777_215).contains(&v) => {
-                        if let Some(conn) = self.conns.get_mut(&id) {
-                            conn.max_xmit = v;
-                            let ours = conn.decoder.max_recv_data_segment_length;
-                            reply.push((key, ours.to_string()));
-                        }
-                    }
-                    _ => reply.push((key, "Reject".into())),
-                },
-                k if k.starts_with("X-") || k.starts_with("X#") => {
-                    reply.push((key, "NotUnderstood".into()))
-                }
-                _ => reply.push((key, "Reject".into())),
+        let Some(negotiator) = self.conns.get_mut(&id).and_then(|c| c.negotiator.as_mut()) else { return };
+        negotiator.begin_exchange();
+        let mut reply = match negotiator.handle(&pairs) {
+            Ok(answers) => answers,
+            Err(e) => {
+                tracing::warn!(%id, %e, "text negotiation failed");
+                self.reject(id, reject_reason::PROTOCOL_ERROR, &pdu);
+                return;
             }
+        };
+        let max_xmit = negotiator.connection_params().max_xmit_data_segment_length;
+        let send_targets = negotiator.send_targets().map(str::to_string);
+        if let Some(conn) = self.conns.get_mut(&id) {
+            conn.max_xmit = max_xmit;
+        }
+        if let Some(value) = send_targets {
+            self.send_targets(id, tsih, &value, &mut reply);
         }
         self.send_text(id, h.itt, h.lun, encode_pairs(&reply));
     }
@@ -118,55 +117,40 @@ impl Endpoint {
         self.queue(id, Pdu::new(Header::TextResponse(reply), chunk));
     }
 
-    /// SendTargets (Appendix C): `All` lists every target this initiator
-    /// may access (discovery sessions), a name lists that target, and an
-    /// empty value in a normal session lists the session's own target.
+    /// SendTargets (Appendix C): the targets this initiator may access,
+    /// each with the portals it is reachable at.
     fn send_targets(&self, id: ConnId, tsih: u16, value: &str, reply: &mut Vec<(String, String)>) {
-        let (Some(conn), Some(session)) = (self.conns.get(&id), self.sessions.get(&tsih)) else {
+        let (Some(conn), Some(session)) = (self.conns.get(&id), self.sessions.get(&tsih)) else { return };
+        let Some(request) = SendTargetsRequest::parse(value, session.kind) else {
+            reply.push(("SendTargets".into(), "Reject".into()));
             return;
         };
-        let discovery = session.kind == SessionType::Discovery;
-        let wanted = |name: &str| -> bool {
-            match value {
-                "All" => {
-                    discovery
-                        || session
-                            .target
-                            .as_deref()
-                            .is_some_and(|t| t.eq_ignore_ascii_case(name))
-                }
-                "" => {
-                    !discovery
-                        && session
-                            .target
-                            .as_deref()
-                            .is_some_and(|t| t.eq_ignore_ascii_case(name))
-                }
-                v => v.eq_ignore_ascii_case(name),
-            }
+        let wanted = |name: &str| match &request {
+            SendTargetsRequest::All => true,
+            SendTargetsRequest::Target(t) => t.eq_ignore_ascii_case(name),
+            SendTargetsRequest::Session => session.target.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(name)),
         };
-        for target in &self.config.targets {
-            let name = &target.node.name;
-            if !wanted(name)
-                || !target
-                    .acl
-                    .iter()
-                    .any(|a| a.allows(&session.initiator_name, conn.peer))
-            {
-                continue;
-            }
-            reply.push(("TargetName".into(), name.clone()));
-            let tpgt = target.node.portal_group_tag;
-            if self.config.portals.is_empty() {
-                let addr = match conn.local {
-                    std::net::SocketAddr::V4(a) => a.to_string(),
-                    std::net::SocketAddr::V6(a) => format!("[{}]:{}", a.ip(), a.port()),
+        let records: Vec<TargetRecord> = self
+            .config
+            .targets
+            .iter()
+            .filter(|t| wanted(&t.node.name))
+            .filter(|t| t.acl.iter().any(|a| a.allows(&session.initiator_name, conn.peer)))
+            .map(|t| {
+                let tpgt = t.node.portal_group_tag;
+                let addresses = if self.config.portals.is_empty() {
+                    vec![TargetAddress::from_socket(conn.local, tpgt)]
+                } else {
+                    self.config
+                        .portals
+                        .iter()
+                        .filter_map(|p| TargetAddress::parse(p).ok())
+                        .map(|a| TargetAddress { portal_group_tag: Some(tpgt), ..a })
+                        .collect()
                 };
-                reply.push(("TargetAddress".into(), format!("{addr},{tpgt}")));
-            }
-            for portal in &self.config.portals {
-                reply.push(("TargetAddress".into(), format!("{portal},{tpgt}")));
-            }
-        }
+                TargetRecord { name: t.node.name.clone(), addresses }
+            })
+            .collect();
+        reply.extend(encode_send_targets(&records));
     }
 }

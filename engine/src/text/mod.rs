@@ -6,12 +6,15 @@
 //! - [`negotiation`]: the offer → answer rules, including NotUnderstood,
 //!   Irrelevant and Reject, for both roles.
 //! - [`params`]: the negotiated values a session and a connection run with.
+//! - [`discovery`]: SendTargets answers and the TargetAddress format.
 
 pub mod codec;
+pub mod discovery;
 pub mod keys;
 pub mod negotiation;
 pub mod params;
 
 pub use codec::{TextError, decode_pairs, encode_pairs};
-pub use negotiation::{NegotiationError, Negotiator, Preferences, Role};
-pub use params::{ConnectionParams, SessionParams, SessionType};
+pub use discovery::{SendTargetsRequest, TargetAddress, TargetRecord};
+pub use negotiation::{NegotiationError, Negotiator, Phase, Preferences, Role};
+pub use params::{ConnectionParams, SessionParams, SessionType, TaskReporting};

@@ -8,6 +8,57 @@ pub enum SessionType {
     Normal,
 }
 
+impl SessionType {
+    /// The key value, as sent on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SessionType::Discovery => "Discovery",
+            SessionType::Normal => "Normal",
+        }
+    }
+
+    pub fn from_value(value: &str) -> Option<SessionType> {
+        match value {
+            "Discovery" => Some(SessionType::Discovery),
+            "Normal" => Some(SessionType::Normal),
+            _ => None,
+        }
+    }
+}
+
+/// TaskReporting (RFC 7143 §13.23): how the target reports tasks that a
+/// task management function terminates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum TaskReporting {
+    /// The semantics of RFC 3720.
+    #[default]
+    Rfc3720,
+    /// Response fence semantics (§4.2.2.3.3).
+    ResponseFence,
+    /// Fast multi-task abort semantics (§4.2.3.4), with response fence.
+    FastAbort,
+}
+
+impl TaskReporting {
+    /// The key value, as sent on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskReporting::Rfc3720 => "RFC3720",
+            TaskReporting::ResponseFence => "ResponseFence",
+            TaskReporting::FastAbort => "FastAbort",
+        }
+    }
+
+    pub fn from_value(value: &str) -> Option<TaskReporting> {
+        match value {
+            "RFC3720" => Some(TaskReporting::Rfc3720),
+            "ResponseFence" => Some(TaskReporting::ResponseFence),
+            "FastAbort" => Some(TaskReporting::FastAbort),
+            _ => None,
+        }
+    }
+}
+
 /// Session-wide operational parameters (RFC 7143 §13), with the RFC's
 /// defaults until negotiation changes them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +77,7 @@ pub struct SessionParams {
     pub error_recovery_level: u8,
     /// iSCSIProtocolLevel (RFC 7144 §2.1): 0 unless both sides offer more.
     pub iscsi_protocol_level: u8,
+    pub task_reporting: TaskReporting,
     pub initiator_name: String,
     pub initiator_alias: Option<String>,
     pub target_name: Option<String>,
@@ -49,6 +101,7 @@ impl Default for SessionParams {
             data_sequence_in_order: true,
             error_recovery_level: 0,
             iscsi_protocol_level: 0,
+            task_reporting: TaskReporting::Rfc3720,
             initiator_name: String::new(),
             initiator_alias: None,
             target_name: None,
