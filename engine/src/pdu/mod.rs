@@ -10,9 +10,14 @@
 
 mod codec;
 mod digest;
+#[cfg(test)]
+mod tests;
 mod types;
 
-pub use codec::{BHS_LEN, DecodeError, Decoder, Digests, Encoder};
+pub use codec::{
+    BHS_LEN, DIGEST_LEN, DecodeError, Decoder, Digests, Encoder, MAX_DATA_SEGMENT_LENGTH,
+    MAX_TOTAL_AHS_LEN, Trailer,
+};
 pub use digest::crc32c;
 pub use types::*;
 

@@ -370,6 +370,17 @@ pub enum LogoutReason {
     RemoveConnectionForRecovery = 2,
 }
 
+impl LogoutReason {
+    pub fn from_u8(v: u8) -> Option<LogoutReason> {
+        Some(match v & 0x7f {
+            0 => LogoutReason::CloseSession,
+            1 => LogoutReason::CloseConnection,
+            2 => LogoutReason::RemoveConnectionForRecovery,
+            _ => return None,
+        })
+    }
+}
+
 /// Logout Request (RFC 7143 §11.14). `reason` keeps the raw 7-bit code.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 #[cfg_attr(feature = "fuzzing", derive(arbitrary::Arbitrary))]
@@ -392,6 +403,18 @@ pub enum SnackType {
     Status = 1,
     DataAck = 2,
     RDataSnack = 3,
+}
+
+impl SnackType {
+    pub fn from_u8(v: u8) -> Option<SnackType> {
+        Some(match v & 0x0f {
+            0 => SnackType::DataR2t,
+            1 => SnackType::Status,
+            2 => SnackType::DataAck,
+            3 => SnackType::RDataSnack,
+            _ => return None,
+        })
+    }
 }
 
 /// SNACK Request (RFC 7143 §11.16). `snack_type` keeps the raw 4-bit code.
