@@ -26,7 +26,13 @@ pub(super) fn report_luns_data(device: &Device, cmd: &Command<'_>) -> Outcome {
     let select = cdb.u8(2);
     let allocation_length = cdb.be32(6) as usize;
     let luns: Vec<u16> = match select {
-        0x00 | 0x02 => device.luns().keys().copied().collect(),
+        // Single level LUN addressing reaches indexes below 4000h.
+        0x00 | 0x02 => device
+            .luns()
+            .keys()
+            .copied()
+            .filter(|&i| i < 0x4000)
+            .collect(),
         0x01 | 0x10 | 0x11 | 0x12 => Vec::new(),
         _ => return Err(Cdb::invalid_field(2, None).into()),
     };

@@ -1559,14 +1559,24 @@ fn extended_copy_descriptor_limits() {
     let r = xcopy(
         &mut dev,
         &i1(),
-        &xcopy_list(1, 0, &vec![one.clone(); max_cscd + 1], &[seg.clone()]),
+        &xcopy_list(
+            1,
+            0,
+            &vec![one.clone(); max_cscd + 1],
+            std::slice::from_ref(&seg),
+        ),
     );
     let asc = sense(&r).map(|s| (s.1, s.2));
     assert_eq!(asc, Some((0x26, 0x06)));
     let r = xcopy(
         &mut dev,
         &i1(),
-        &xcopy_list(1, 0, &[one.clone()], &vec![seg.clone(); max_segments + 1]),
+        &xcopy_list(
+            1,
+            0,
+            std::slice::from_ref(&one),
+            &vec![seg.clone(); max_segments + 1],
+        ),
     );
     assert_eq!(sense(&r).map(|s| (s.1, s.2)), Some((0x26, 0x08)));
     let many = max_list / seg.len() + 1;
