@@ -7,7 +7,9 @@
 //!    holds the unit attention of the previous test's LUN reset);
 //! 2. reservation conflict: RESERVE(6)/(10) (SPC-2 §5.5.1) and persistent
 //!    reservations (SPC-5 §5.13.1, tables 63-64; SBC-4 table 13);
-//! 3. medium not present, for commands that access the medium (SBC-4 §4.5);
+//! 3. a sanitize in progress (SBC-4 §4.11.2): NOT READY, SANITIZE IN
+//!    PROGRESS, except INQUIRY, REPORT LUNS, REQUEST SENSE; medium not
+//!    present, for commands that access the medium (SBC-4 §4.5);
 //! 4. write protection, for commands that modify the medium (SBC-4 §4.11).
 
 use super::super::command::{Command, Failure, flags};
@@ -40,6 +42,9 @@ pub fn gate(lu: &mut LogicalUnit, info: &CommandInfo, cmd: &Command<'_>) -> Resu
     }
     if !spc.pr.allows(cmd.nexus, access(info, cmd)) {
         return Err(Failure::Status(status::RESERVATION_CONFLICT));
+    }
+    if lu.sbc.sanitize_in_progress() && !matches!(info.opcode, 0x12 | 0xa0 | 0x03) {
+        return Err(Sense::new(key::NOT_READY, Asc::NOT_READY_SANITIZE_IN_PROGRESS).into());
     }
     if info.flags & flags::MEDIUM_ACCESS != 0 && !spc.medium.present {
         return Err(Sense::new(key::NOT_READY, Asc::MEDIUM_NOT_PRESENT).into());

@@ -5,6 +5,7 @@ use super::super::LuConfig;
 use super::super::cdb::{Cdb, put_be16, put_be32, put_be64};
 use super::super::command::{Command, Outcome};
 use super::super::device::LogicalUnit;
+use super::super::sbc::{self, Characteristics, Limits, Provisioning};
 use super::{identity, truncate};
 
 /// VERSION of the standard INQUIRY data: 05h, SPC-3. libiscsi accepts only
@@ -20,47 +21,6 @@ const SUPPORTED_VPD: [u8; 7] = [0x00, 0x80, 0x83, 0x86, 0xb0, 0xb1, 0xb2];
 
 /// Peripheral device type: direct access block device (SBC-4).
 const DIRECT_ACCESS: u8 = 0x00;
-
-/// The block limits of the Block Limits VPD page (SBC-4 §6.6.4), in
-/// logical blocks. The SBC side owns these values (`sbc::Limits`);
-/// [`BlockLimits::of`] is where they are read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BlockLimits {
-    pub max_compare_and_write: u8,
-    pub optimal_transfer_granularity: u16,
-    pub max_transfer: u32,
-    pub optimal_transfer: u32,
-    pub max_prefetch: u32,
-    pub max_unmap_lba_count: u32,
-    pub max_unmap_descriptors: u32,
-    pub optimal_unmap_granularity: u32,
-    pub max_write_same: u64,
-    pub max_atomic_transfer: u32,
-    pub atomic_alignment: u32,
-    pub atomic_granularity: u32,
-}
-
-impl BlockLimits {
-    /// The limits of a logical unit. UNMAP limits are zero unless the
-    /// store is thinly provisioned (SBC-4 §6.6.4: no UNMAP without LBPU).
-    pub fn of(lu: &LogicalUnit) -> BlockLimits {
-        let thin = lu.store().is_thin();
-        BlockLimits {
-            max_compare_and_write: 255,
-            optimal_transfer_granularity: 1,
-            max_transfer: 0xffff,
-            optimal_transfer: 0x800,
-            max_prefetch: 0xffff,
-            max_unmap_lba_count: if thin { 0x4_0000 } else { 0 },
-            max_unmap_descriptors: if thin { 256 } else { 0 },
-            optimal_unmap_granularity: 1,
-            max_write_same: 0x4_0000,
-            max_atomic_transfer: 0xffff,
-            atomic_alignment: 0,
-            atomic_granularity: 0,
-        }
-    }
-}
 
 /// INQUIRY (SPC-5 §6.7): EVPD selects a VPD page; CMDDT is obsolete.
 pub fn inquiry(lu: &mut LogicalUnit, cmd: &Command<'_>) -> Outcome {
@@ -82,9 +42,9 @@ pub fn inquiry(lu: &mut LogicalUnit, cmd: &Command<'_>) -> Outcome {
         0x80 => identity::serial_ascii(lu.config()),
         0x83 => identity::device_identification(lu.config(), cmd.nexus),
         0x86 => extended_inquiry(),
-        0xb0 => block_limits(&BlockLimits::of(lu)),
-        0xb1 => block_device_characteristics(),
-        0xb2 => logical_block_provisioning(lu.store().is_thin()),
+        0xb0 => block_limits(lu.sbc.limits(), &sbc::provisioning(lu)),
+        0xb1 => block_device_characteristics(&sbc::CHARACTERISTICS),
+        0xb2 => logical_block_provisioning(&sbc::provisioning(lu)),
         _ => return Err(Cdb::invalid_field(2, None).into()),
     };
     Ok(truncate(
@@ -136,42 +96,51 @@ fn extended_inquiry() -> Vec<u8> {
     body
 }
 
-/// Block Limits VPD page body (SBC-4 §6.6.4), page length 3Ch.
-fn block_limits(l: &BlockLimits) -> Vec<u8> {
+/// Block Limits VPD page body (SBC-4 §6.6.4), page length 3Ch, from the
+/// limits the SBC side enforces. The UNMAP limits are zero without LBPU.
+fn block_limits(l: &Limits, p: &Provisioning) -> Vec<u8> {
     let mut body = vec![0u8; 0x3c];
     // Offsets below are page offsets minus the 4-byte header.
-    body[1] = l.max_compare_and_write;
-    put_be16(&mut body, 2, l.optimal_transfer_granularity);
-    put_be32(&mut body, 4, l.max_transfer);
-    put_be32(&mut body, 8, l.optimal_transfer);
-    put_be32(&mut body, 12, l.max_prefetch);
-    put_be32(&mut body, 16, l.max_unmap_lba_count);
-    put_be32(&mut body, 20, l.max_unmap_descriptors);
-    put_be32(&mut body, 24, l.optimal_unmap_granularity);
-    put_be64(&mut body, 32, l.max_write_same);
-    put_be32(&mut body, 40, l.max_atomic_transfer);
-    put_be32(&mut body, 44, l.atomic_alignment);
-    put_be32(&mut body, 48, l.atomic_granularity);
-    body
-}
-
-/// Block Device Characteristics VPD page body (SBC-4 §6.6.2): a
-/// non-rotating medium of unreported form factor.
-fn block_device_characteristics() -> Vec<u8> {
-    let mut body = vec![0u8; 0x3c];
-    put_be16(&mut body, 0, 0x0001);
-    body
-}
-
-/// Logical Block Provisioning VPD page body (SBC-4 §6.6.6): on a thin
-/// store, UNMAP and WRITE SAME(10/16) with UNMAP deallocate, unmapped
-/// blocks read as zeros (LBPRZ 001b), provisioning type thin.
-fn logical_block_provisioning(thin: bool) -> Vec<u8> {
-    let mut body = vec![0u8; 4];
-    if thin {
-        // LBPU, LBPWS, LBPWS10, LBPRZ = 001b.
-        body[1] = 0x80 | 0x40 | 0x20 | 0x04;
-        body[2] = 0x02;
+    body[0] = l.wsnz as u8;
+    body[1] = l.max_compare_and_write_length;
+    put_be16(&mut body, 2, l.optimal_transfer_length_granularity);
+    put_be32(&mut body, 4, l.max_transfer_length);
+    put_be32(&mut body, 8, l.optimal_transfer_length);
+    put_be32(&mut body, 12, l.max_prefetch_length);
+    if p.lbpu {
+        put_be32(&mut body, 16, l.max_unmap_lba_count);
+        put_be32(&mut body, 20, l.max_unmap_block_descriptor_count);
+        put_be32(&mut body, 24, l.optimal_unmap_granularity);
+        if let Some(alignment) = l.unmap_granularity_alignment {
+            put_be32(&mut body, 28, 0x8000_0000 | alignment);
+        }
     }
+    put_be64(&mut body, 32, l.max_write_same_length);
+    put_be32(&mut body, 40, l.max_atomic_transfer_length);
+    put_be32(&mut body, 44, l.atomic_alignment);
+    put_be32(&mut body, 48, l.atomic_transfer_length_granularity);
+    put_be32(&mut body, 52, l.max_atomic_transfer_length_with_boundary);
+    put_be32(&mut body, 56, l.max_atomic_boundary_size);
+    body
+}
+
+/// Block Device Characteristics VPD page body (SBC-4 §6.6.2).
+fn block_device_characteristics(c: &Characteristics) -> Vec<u8> {
+    let mut body = vec![0u8; 0x3c];
+    put_be16(&mut body, 0, c.medium_rotation_rate);
+    body[3] = (c.wabereq & 3) << 6 | (c.wacereq & 3) << 4;
+    body[4] = (c.fuab as u8) << 1 | c.vbuls as u8;
+    body
+}
+
+/// Logical Block Provisioning VPD page body (SBC-4 §6.6.6).
+fn logical_block_provisioning(p: &Provisioning) -> Vec<u8> {
+    let mut body = vec![0u8; 4];
+    body[1] = (p.lbpu as u8) << 7
+        | (p.lbpws as u8) << 6
+        | (p.lbpws10 as u8) << 5
+        | (p.lbprz as u8) << 2
+        | (p.anc_sup as u8) << 1;
+    body[2] = p.provisioning_type & 0x07;
     body
 }
