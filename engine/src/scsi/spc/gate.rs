@@ -7,8 +7,10 @@
 //!    holds the unit attention of the previous test's LUN reset);
 //! 2. reservation conflict: RESERVE(6)/(10) (SPC-2 §5.5.1) and persistent
 //!    reservations (SPC-5 §5.13.1, tables 63-64; SBC-4 table 13);
-//! 3. medium not present, for commands that access the medium (SBC-4 §4.5);
-//! 4. write protection, for commands that modify the medium (SBC-4 §4.11).
+//! 3. medium not present, for commands that access the medium (SBC-4,
+//!    removable medium);
+//! 4. write protection, for commands that modify the medium (SBC-4, write
+//!    protection; SPC-5 §7.5.10 SWP).
 
 use super::super::command::{Command, Failure, flags};
 use super::super::device::{CommandInfo, LogicalUnit};
