@@ -1,5 +1,6 @@
-//! INQUIRY (SPC-5 §6.7): standard data and the vital product data pages
-//! a direct-access block device reports (SPC-5 §7.7, SBC-4 §6.6).
+//! INQUIRY (SPC-5, "INQUIRY command"): standard data and the vital product
+//! data pages a direct-access block device reports (SPC-5 and SBC-4, "Vital
+//! product data parameters").
 
 use super::super::LuConfig;
 use super::super::cdb::{Cdb, put_be16, put_be32, put_be64};
@@ -12,16 +13,17 @@ use super::{identity, truncate};
 /// (reserved LU ID TYPE and NUL bit rejected) that its suite exercises.
 pub(super) const VERSION: u8 = 0x05;
 
-/// Version descriptors (SPC-5 table 148): SAM-5, iSCSI, SPC-3, SBC-3.
+/// Version descriptors (SPC-5, "Version descriptor values"): SAM-5, iSCSI, SPC-3, SBC-3.
 const VERSION_DESCRIPTORS: [u16; 4] = [0x00a0, 0x0960, 0x0300, 0x04c0];
 
-/// The VPD pages we support, in ascending order (SPC-5 §7.7.14).
+/// The VPD pages we support, in ascending order (SPC-5, "Supported VPD
+/// Pages VPD page").
 const SUPPORTED_VPD: [u8; 7] = [0x00, 0x80, 0x83, 0x86, 0xb0, 0xb1, 0xb2];
 
 /// Peripheral device type: direct access block device (SBC-4).
 const DIRECT_ACCESS: u8 = 0x00;
 
-/// The block limits of the Block Limits VPD page (SBC-4 §6.6.4), in
+/// The block limits of the Block Limits VPD page (SBC-4), in
 /// logical blocks. The SBC side owns these values (`sbc::Limits`);
 /// [`BlockLimits::of`] is where they are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,7 +44,7 @@ pub struct BlockLimits {
 
 impl BlockLimits {
     /// The limits of a logical unit. UNMAP limits are zero unless the
-    /// store is thinly provisioned (SBC-4 §6.6.4: no UNMAP without LBPU).
+    /// store is thinly provisioned (SBC-4: no UNMAP without LBPU).
     pub fn of(lu: &LogicalUnit) -> BlockLimits {
         let thin = lu.store().is_thin();
         BlockLimits {
@@ -62,7 +64,7 @@ impl BlockLimits {
     }
 }
 
-/// INQUIRY (SPC-5 §6.7): EVPD selects a VPD page; CMDDT is obsolete.
+/// INQUIRY: EVPD selects a VPD page; CMDDT is obsolete.
 pub fn inquiry(lu: &mut LogicalUnit, cmd: &Command<'_>) -> Outcome {
     let cdb = cmd.cdb;
     if cdb.u8(1) & 0xfe != 0 {
@@ -101,7 +103,7 @@ pub(super) fn vpd_page(peripheral: u8, page: u8, body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Standard INQUIRY data (SPC-5 §6.7.2), 74 bytes through the version
+/// Standard INQUIRY data (SPC-5, "Standard INQUIRY data"), 74 bytes through the version
 /// descriptors. `peripheral` is the qualifier/device type byte.
 pub(super) fn standard(config: &LuConfig, peripheral: u8) -> Vec<u8> {
     let mut out = vec![0u8; 74];
@@ -125,7 +127,7 @@ pub(super) fn standard(config: &LuConfig, peripheral: u8) -> Vec<u8> {
     out
 }
 
-/// Extended INQUIRY Data VPD page body (SPC-5 §7.7.8): simple, ordered and
+/// Extended INQUIRY Data VPD page body (SPC-5): simple, ordered and
 /// head of queue task attributes; a volatile cache (V_SUP).
 fn extended_inquiry() -> Vec<u8> {
     let mut body = vec![0u8; 60];
@@ -136,7 +138,7 @@ fn extended_inquiry() -> Vec<u8> {
     body
 }
 
-/// Block Limits VPD page body (SBC-4 §6.6.4), page length 3Ch.
+/// Block Limits VPD page body (SBC-4), page length 3Ch.
 fn block_limits(l: &BlockLimits) -> Vec<u8> {
     let mut body = vec![0u8; 0x3c];
     // Offsets below are page offsets minus the 4-byte header.
@@ -155,7 +157,7 @@ fn block_limits(l: &BlockLimits) -> Vec<u8> {
     body
 }
 
-/// Block Device Characteristics VPD page body (SBC-4 §6.6.2): a
+/// Block Device Characteristics VPD page body (SBC-4): a
 /// non-rotating medium of unreported form factor.
 fn block_device_characteristics() -> Vec<u8> {
     let mut body = vec![0u8; 0x3c];
@@ -163,7 +165,7 @@ fn block_device_characteristics() -> Vec<u8> {
     body
 }
 
-/// Logical Block Provisioning VPD page body (SBC-4 §6.6.6): on a thin
+/// Logical Block Provisioning VPD page body (SBC-4): on a thin
 /// store, UNMAP and WRITE SAME(10/16) with UNMAP deallocate, unmapped
 /// blocks read as zeros (LBPRZ 001b), provisioning type thin.
 fn logical_block_provisioning(thin: bool) -> Vec<u8> {
