@@ -1,6 +1,6 @@
-//! EXTENDED COPY (LID1) (SPC-4 §6.3; SPC-3 §6.3) and RECEIVE COPY RESULTS
-//! (SPC-4 §6.18) for block-to-block copies between the logical units of
-//! this target.
+//! EXTENDED COPY (LID1) and RECEIVE COPY RESULTS (SPC-4, "EXTENDED COPY
+//! (LID1) command", "RECEIVE COPY RESULTS command") for block-to-block
+//! copies between the logical units of this target.
 //!
 //! The copy manager accepts identification descriptor CSCD descriptors
 //! (E4h) that name one of our logical units by a designator of its Device
@@ -16,7 +16,7 @@ use super::super::device::Device;
 use super::super::sense::{Asc, Sense, key};
 use super::{identity, parameter_list, truncate};
 
-/// Limits reported in the operating parameters (SPC-4 §6.18.4).
+/// Limits reported in the OPERATING PARAMETERS parameter data.
 const MAX_CSCD_DESCRIPTORS: usize = 4;
 const MAX_SEGMENT_DESCRIPTORS: usize = 16;
 const MAX_DESCRIPTOR_LIST_LENGTH: usize = 1024;
@@ -32,7 +32,7 @@ const BLOCK_TO_BLOCK: u8 = 0x02;
 const CSCD_DESCRIPTOR_LEN: usize = 32;
 const BLOCK_TO_BLOCK_LEN: usize = 28;
 
-/// UNREACHABLE COPY TARGET (SPC-5 table 52).
+/// UNREACHABLE COPY TARGET (SPC-5, ASC and ASCQ assignments).
 const UNREACHABLE_COPY_TARGET: Asc = Asc(0x08, 0x04);
 
 /// The outcome of one copy operation, held for RECEIVE COPY RESULTS.
@@ -69,7 +69,8 @@ struct Cscd {
     lun: Option<u16>,
 }
 
-/// A block device to block device segment descriptor (SPC-4 §6.3.7.5).
+/// A block device to block device segment descriptor (SPC-4, "Block
+/// device to block device operations").
 struct Segment {
     destination_count: bool,
     source: usize,
@@ -172,7 +173,7 @@ fn parse_cscds(device: &Device, list: &[u8]) -> Result<Vec<Cscd>, Failure> {
             return Err(length_error());
         };
         // LU ID TYPE other than 00b is reserved (or a proxy token) and NUL
-        // unsupported: SPC-3 §6.3.6.1.
+        // unsupported (SPC-3, "Target descriptors").
         if d[1] & 0xc0 != 0 {
             return Err(invalid_parameter(field + 1, Some(7)).into());
         }
@@ -335,7 +336,7 @@ pub fn receive_copy_results(device: &mut Device, lun: u16, cmd: &Command<'_>) ->
     Ok(truncate(out, allocation_length))
 }
 
-/// COPY STATUS parameter data (SPC-4 §6.18.2).
+/// COPY STATUS parameter data (SPC-4, "COPY STATUS service action").
 fn copy_status(status: &CopyStatus) -> Vec<u8> {
     let mut out = vec![0u8; 12];
     put_be32(&mut out, 0, 8);
@@ -354,7 +355,8 @@ fn copy_status(status: &CopyStatus) -> Vec<u8> {
     out
 }
 
-/// OPERATING PARAMETERS parameter data (SPC-4 §6.18.4).
+/// OPERATING PARAMETERS parameter data (SPC-4, "OPERATING PARAMETERS
+/// service action").
 fn operating_parameters() -> Vec<u8> {
     let descriptor_types = [BLOCK_TO_BLOCK, IDENTIFICATION_DESCRIPTOR];
     let mut out = vec![0u8; 44];

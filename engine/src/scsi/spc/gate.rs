@@ -1,16 +1,20 @@
 //! The checks every command to an existing logical unit passes before its
-//! handler runs, in the order SAM-5 §5.14 and SPC-5 give them precedence:
-//! 1. unit attention (SPC-5 §5.14), except INQUIRY, REPORT LUNS, REQUEST
-//!    SENSE; a START STOP UNIT eject while medium removal is prevented
-//!    fails ahead of it, leaving the unit attention pending (libiscsi's
-//!    PreventAllow.2ITNexuses ejects from a second session that still
-//!    holds the unit attention of the previous test's LUN reset);
-//! 2. reservation conflict: RESERVE(6)/(10) (SPC-2 §5.5.1) and persistent
-//!    reservations (SPC-5 §5.13.1, tables 63-64; SBC-4 table 13);
-//! 3. a sanitize in progress (SBC-4 §4.11.2): NOT READY, SANITIZE IN
-//!    PROGRESS, except INQUIRY, REPORT LUNS, REQUEST SENSE; medium not
-//!    present, for commands that access the medium (SBC-4 §4.5);
-//! 4. write protection, for commands that modify the medium (SBC-4 §4.11).
+//! handler runs, in order of precedence:
+//! 1. unit attention (SPC-5, "Unit attention conditions"), except INQUIRY,
+//!    REPORT LUNS, REQUEST SENSE; a START STOP UNIT eject while medium
+//!    removal is prevented fails ahead of it, leaving the unit attention
+//!    pending (libiscsi's PreventAllow.2ITNexuses ejects from a second
+//!    session that still holds the unit attention of the previous test's
+//!    LUN reset);
+//! 2. reservation conflict: RESERVE(6)/(10) (SPC-2, "Reservations") and
+//!    persistent reservations (SPC-5, "Reservations": the table of SPC
+//!    commands allowed in the presence of reservations; SBC-4 likewise);
+//! 3. a sanitize in progress (SBC-4, "Sanitize operations"): NOT READY,
+//!    SANITIZE IN PROGRESS, except INQUIRY, REPORT LUNS, REQUEST SENSE;
+//! 4. medium not present, for commands that access the medium (SBC-4,
+//!    removable medium);
+//! 5. write protection, for commands that modify the medium (SBC-4, write
+//!    protection; SPC-5, "Control mode page", SWP).
 
 use super::super::command::{Command, Failure, flags};
 use super::super::device::{CommandInfo, LogicalUnit};
@@ -19,7 +23,7 @@ use super::super::status;
 use super::medium;
 use super::pr::Access;
 
-/// SOFTWARE WRITE PROTECTED (SPC-5 table 52), for SWP.
+/// SOFTWARE WRITE PROTECTED (SPC-5, ASC and ASCQ assignments), for SWP.
 const SOFTWARE_WRITE_PROTECTED: Asc = Asc(0x27, 0x02);
 
 /// Checks that run before every command: unit attentions, reservation
@@ -61,7 +65,7 @@ pub fn gate(lu: &mut LogicalUnit, info: &CommandInfo, cmd: &Command<'_>) -> Resu
 }
 
 /// Commands another I_T nexus may send while one holds a RESERVE(6)/(10)
-/// reservation (SPC-2 §5.5.1): INQUIRY, REQUEST SENSE, REPORT LUNS,
+/// reservation (SPC-2, "Reservations"): INQUIRY, REQUEST SENSE, REPORT LUNS,
 /// RELEASE (which then does nothing), LOG SENSE, PREVENT ALLOW MEDIUM
 /// REMOVAL with PREVENT 0, the MAINTENANCE IN reports and PERSISTENT
 /// RESERVE IN.
@@ -74,11 +78,12 @@ fn allowed_under_reserve(info: &CommandInfo, cmd: &Command<'_>) -> bool {
 }
 
 /// How a command touches the logical unit, for the persistent reservation
-/// tables (SPC-5 table 63, SBC-4 table 13).
+/// tables of SPC-5 and SBC-4.
 fn access(info: &CommandInfo, cmd: &Command<'_>) -> Access {
     match info.opcode {
         // RESERVE/RELEASE follow the compatible reservation handling rules
-        // in their handlers (SPC-5 §5.13.3).
+        // in their handlers (SPC-5, "Exceptions to SPC-2 RESERVE and
+        // RELEASE behavior").
         0x16 | 0x56 | 0x17 | 0x57 => Access::Any,
         0x1e if cmd.cdb.u8(4) & 0x03 == 0 => Access::Any,
         _ if info.flags & flags::RESERVATION_EXEMPT != 0 => Access::Any,

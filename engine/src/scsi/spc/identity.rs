@@ -1,6 +1,7 @@
 //! Who a logical unit and a target port are: the designators of the Device
-//! Identification VPD page (SPC-5 §7.7.6), derived deterministically from
-//! `LuConfig::serial`, the vendor and the I_T nexus.
+//! Identification VPD page (SPC-5, "Device Identification VPD page"),
+//! derived deterministically from `LuConfig::serial`, the vendor and the I_T
+//! nexus.
 
 use super::super::{LuConfig, Nexus};
 use super::pad4;
@@ -10,21 +11,21 @@ use super::pad4;
 /// logical unit; the serial number supplies the uniqueness.
 const COMPANY_ID: u32 = 0x0a_7e_57;
 
-/// PROTOCOL IDENTIFIER for iSCSI (SPC-5 table 520).
+/// PROTOCOL IDENTIFIER for iSCSI (SPC-5, "Protocol specific parameters").
 pub(super) const PROTOCOL_ISCSI: u8 = 0x5;
 
-/// Code sets (SPC-5 table 588).
+/// Code sets (SPC-5, CODE SET field).
 const BINARY: u8 = 1;
 const ASCII: u8 = 2;
 const UTF8: u8 = 3;
 
-/// Designator types (SPC-5 table 590).
+/// Designator types (SPC-5, DESIGNATOR TYPE field).
 pub(super) const T10_VENDOR_ID: u8 = 1;
 pub(super) const NAA: u8 = 3;
 const RELATIVE_TARGET_PORT: u8 = 4;
 const SCSI_NAME_STRING: u8 = 8;
 
-/// Associations (SPC-5 table 589).
+/// Associations (SPC-5, ASSOCIATION field).
 pub(super) const ASSOC_LU: u8 = 0;
 const ASSOC_TARGET_PORT: u8 = 1;
 const ASSOC_TARGET_DEVICE: u8 = 2;
@@ -40,7 +41,8 @@ fn fnv1a(salt: u8, data: &[u8]) -> u64 {
 }
 
 /// The 16-byte NAA IEEE Registered Extended designator (NAA 6h, SPC-5
-/// §7.7.6.6.4) of the logical unit with this serial number.
+/// "NAA IEEE Registered Extended designator format") of the logical unit
+/// with this serial number.
 pub(super) fn naa(serial: &str) -> [u8; 16] {
     let vendor_specific = fnv1a(1, serial.as_bytes()) & 0xf_ffff_ffff;
     let extension = fnv1a(2, serial.as_bytes());
@@ -52,7 +54,7 @@ pub(super) fn naa(serial: &str) -> [u8; 16] {
 }
 
 /// `text` as ASCII padded with spaces (or cut) to `len` bytes; characters
-/// outside 20h..7Eh become spaces (SPC-5 §4.3.1).
+/// outside 20h..7Eh become spaces (SPC-5, "ASCII data field requirements").
 pub(super) fn ascii_field(text: &str, len: usize) -> Vec<u8> {
     let mut out: Vec<u8> = text
         .bytes()
@@ -75,7 +77,7 @@ pub(super) fn relative_port(nexus: &Nexus) -> u16 {
     nexus.target_portal_group_tag.max(1)
 }
 
-/// One designation descriptor (SPC-5 §7.7.6.1).
+/// One designation descriptor (SPC-5, "Device Identification VPD page").
 fn descriptor(out: &mut Vec<u8>, code_set: u8, piv: bool, assoc: u8, kind: u8, designator: &[u8]) {
     let protocol = if piv { PROTOCOL_ISCSI << 4 } else { 0 };
     out.push(protocol | code_set);
@@ -96,7 +98,7 @@ pub(super) fn lu_designators(config: &LuConfig) -> Vec<u8> {
 }
 
 /// A SCSI name string designator value: UTF-8, null-terminated, padded to
-/// a multiple of four bytes (SPC-5 §7.7.6.11).
+/// a multiple of four bytes (SPC-5, "SCSI name string designator format").
 fn name_string(name: &str) -> Vec<u8> {
     let mut out: Vec<u8> = name.bytes().take(250).collect();
     out.push(0);

@@ -1,5 +1,6 @@
-//! INQUIRY (SPC-5 §6.7): standard data and the vital product data pages
-//! a direct-access block device reports (SPC-5 §7.7, SBC-4 §6.6).
+//! INQUIRY (SPC-5, "INQUIRY command"): standard data and the vital product
+//! data pages a direct-access block device reports (SPC-5 and SBC-4, "Vital
+//! product data parameters").
 
 use super::super::LuConfig;
 use super::super::cdb::{Cdb, put_be16, put_be32, put_be64};
@@ -13,16 +14,17 @@ use super::{identity, truncate};
 /// (reserved LU ID TYPE and NUL bit rejected) that its suite exercises.
 pub(super) const VERSION: u8 = 0x05;
 
-/// Version descriptors (SPC-5 table 148): SAM-5, iSCSI, SPC-3, SBC-3.
+/// Version descriptors (SPC-5, "Version descriptor values"): SAM-5, iSCSI, SPC-3, SBC-3.
 const VERSION_DESCRIPTORS: [u16; 4] = [0x00a0, 0x0960, 0x0300, 0x04c0];
 
-/// The VPD pages we support, in ascending order (SPC-5 §7.7.14).
+/// The VPD pages we support, in ascending order (SPC-5, "Supported VPD
+/// Pages VPD page").
 const SUPPORTED_VPD: [u8; 7] = [0x00, 0x80, 0x83, 0x86, 0xb0, 0xb1, 0xb2];
 
 /// Peripheral device type: direct access block device (SBC-4).
 const DIRECT_ACCESS: u8 = 0x00;
 
-/// INQUIRY (SPC-5 §6.7): EVPD selects a VPD page; CMDDT is obsolete.
+/// INQUIRY: EVPD selects a VPD page; CMDDT is obsolete.
 pub fn inquiry(lu: &mut LogicalUnit, cmd: &Command<'_>) -> Outcome {
     let cdb = cmd.cdb;
     if cdb.u8(1) & 0xfe != 0 {
@@ -61,7 +63,7 @@ pub(super) fn vpd_page(peripheral: u8, page: u8, body: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Standard INQUIRY data (SPC-5 §6.7.2), 74 bytes through the version
+/// Standard INQUIRY data (SPC-5, "Standard INQUIRY data"), 74 bytes through the version
 /// descriptors. `peripheral` is the qualifier/device type byte.
 pub(super) fn standard(config: &LuConfig, peripheral: u8) -> Vec<u8> {
     let mut out = vec![0u8; 74];
@@ -85,7 +87,7 @@ pub(super) fn standard(config: &LuConfig, peripheral: u8) -> Vec<u8> {
     out
 }
 
-/// Extended INQUIRY Data VPD page body (SPC-5 §7.7.8): simple, ordered and
+/// Extended INQUIRY Data VPD page body (SPC-5): simple, ordered and
 /// head of queue task attributes; a volatile cache (V_SUP).
 fn extended_inquiry() -> Vec<u8> {
     let mut body = vec![0u8; 60];
@@ -96,7 +98,7 @@ fn extended_inquiry() -> Vec<u8> {
     body
 }
 
-/// Block Limits VPD page body (SBC-4 §6.6.4), page length 3Ch, from the
+/// Block Limits VPD page body (SBC-4), page length 3Ch, from the
 /// limits the SBC side enforces. The UNMAP limits are zero without LBPU.
 fn block_limits(l: &Limits, p: &Provisioning) -> Vec<u8> {
     let mut body = vec![0u8; 0x3c];
@@ -124,7 +126,7 @@ fn block_limits(l: &Limits, p: &Provisioning) -> Vec<u8> {
     body
 }
 
-/// Block Device Characteristics VPD page body (SBC-4 §6.6.2).
+/// Block Device Characteristics VPD page body (SBC-4).
 fn block_device_characteristics(c: &Characteristics) -> Vec<u8> {
     let mut body = vec![0u8; 0x3c];
     put_be16(&mut body, 0, c.medium_rotation_rate);
@@ -133,7 +135,7 @@ fn block_device_characteristics(c: &Characteristics) -> Vec<u8> {
     body
 }
 
-/// Logical Block Provisioning VPD page body (SBC-4 §6.6.6).
+/// Logical Block Provisioning VPD page body (SBC-4).
 fn logical_block_provisioning(p: &Provisioning) -> Vec<u8> {
     let mut body = vec![0u8; 4];
     body[1] = (p.lbpu as u8) << 7

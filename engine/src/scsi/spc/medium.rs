@@ -1,5 +1,6 @@
-//! Medium state: TEST UNIT READY (SPC-5 §6.47), START STOP UNIT (SBC-4
-//! §5.25) and PREVENT ALLOW MEDIUM REMOVAL (SBC-4 §5.12).
+//! Medium state: TEST UNIT READY (SPC-5), START STOP UNIT and PREVENT ALLOW
+//! MEDIUM REMOVAL (SBC-4, "START STOP UNIT command", "PREVENT ALLOW MEDIUM
+//! REMOVAL command").
 //!
 //! Only loading and ejecting a removable medium is modelled. Stopping the
 //! unit and power conditions are accepted and change nothing: the unit
@@ -18,7 +19,7 @@ use super::super::sense::{Asc, Sense};
 pub(super) struct Medium {
     /// Loaded (always, unless a removable medium was ejected).
     pub(super) present: bool,
-    /// I_T nexuses that prevent medium removal (SBC-4 §5.12: removal is
+    /// I_T nexuses that prevent medium removal (SBC-4: removal is
     /// prevented while any of them does).
     pub(super) prevent: BTreeSet<Nexus>,
 }
@@ -39,7 +40,7 @@ pub fn test_unit_ready(lu: &mut LogicalUnit, cmd: &Command<'_>) -> Outcome {
     Ok(Default::default())
 }
 
-/// START STOP UNIT (SBC-4 §5.25). A POWER CONDITION other than 0h makes
+/// START STOP UNIT (SBC-4). A POWER CONDITION other than 0h makes
 /// START and LOEJ ignored. LOEJ ejects (START 0) or loads (START 1) a
 /// removable medium; ejecting fails while removal is prevented.
 pub fn start_stop_unit(lu: &mut LogicalUnit, cmd: &Command<'_>) -> Outcome {
@@ -78,7 +79,7 @@ pub(super) fn prevented_eject(removable: bool, medium: &Medium, cmd: &Command<'_
     removable && cdb.opcode() == 0x1b && cdb.u8(4) & 0xf3 == 0x02 && !medium.prevent.is_empty()
 }
 
-/// PREVENT ALLOW MEDIUM REMOVAL (SBC-4 §5.12): PREVENT 01b prevents
+/// PREVENT ALLOW MEDIUM REMOVAL (SBC-4): PREVENT 01b prevents
 /// removal for this I_T nexus, 00b allows it; 1xb is obsolete.
 pub fn prevent_allow_medium_removal(lu: &mut LogicalUnit, cmd: &Command<'_>) -> Outcome {
     let cdb = cmd.cdb;

@@ -5,7 +5,8 @@
 //! One file per concern:
 //! - [`gate`]: the checks every command passes first (unit attention,
 //!   reservation conflict, medium, write protection).
-//! - [`ua`]: per-I_T-nexus unit attention queues (SPC-5 §5.14).
+//! - [`ua`]: per-I_T-nexus unit attention queues (SPC-5, "Unit attention
+//!   conditions").
 //! - [`inquiry`]: standard INQUIRY data and the VPD pages.
 //! - [`mode`]: mode pages, MODE SENSE and MODE SELECT.
 //! - [`reserve`] and [`pr`]: RESERVE/RELEASE and PERSISTENT RESERVE.
@@ -71,17 +72,18 @@ impl State {
     }
 
     /// D_SENSE of the control mode page: descriptor format sense data
-    /// (SPC-5 §7.5.10).
+    /// (SPC-5, "Control mode page").
     pub fn descriptor_sense(&self) -> bool {
         self.mode.descriptor_sense()
     }
 
-    /// SWP of the control mode page: software write protect (SPC-5 §7.5.10).
+    /// SWP of the control mode page: software write protect (SPC-5,
+    /// "Control mode page").
     pub fn software_write_protect(&self) -> bool {
         self.mode.software_write_protect()
     }
 
-    /// WCE of the caching mode page (SBC-4 §6.5.5): when clear, writes must
+    /// WCE of the Caching mode page (SBC-4): when clear, writes must
     /// reach stable storage before they complete.
     #[allow(dead_code, reason = "read by the SBC write path")]
     pub fn write_cache_enabled(&self) -> bool {
@@ -101,7 +103,8 @@ impl State {
     }
 }
 
-/// Truncates Data-In to the allocation length (SPC-5 §4.2.5.6).
+/// Truncates Data-In to the allocation length (SPC-5, "ALLOCATION LENGTH
+/// field").
 fn truncate(mut data: Vec<u8>, allocation_length: usize) -> Bytes {
     data.truncate(allocation_length);
     Bytes::from(data)

@@ -1,10 +1,10 @@
-//! Mode parameters (SPC-5 §7.5): the pages a direct-access block device
-//! reports, MODE SENSE(6)/(10) (SPC-5 §6.14-6.15) and MODE SELECT(6)/(10)
-//! (SPC-5 §6.12-6.13).
+//! Mode parameters (SPC-5, "Mode parameters"; SBC-4): the pages a
+//! direct-access block device reports, MODE SENSE(6)/(10) and MODE
+//! SELECT(6)/(10).
 //!
 //! Each page has default values and a changeable mask; current values
 //! start at the defaults and return to them on a logical unit reset (SAM-5
-//! §6.3.3). Saved values are not implemented.
+//! "Logical unit reset"). Saved values are not implemented.
 
 use super::super::cdb::{Cdb, invalid_parameter, put_be16, put_be32, put_be64};
 use super::super::command::{Command, Outcome};
@@ -12,7 +12,7 @@ use super::super::device::LogicalUnit;
 use super::super::sense::{Asc, Sense};
 use super::{parameter_list, truncate};
 
-/// One mode page (SPC-5 §7.5.7): the page code byte and page length lead
+/// One mode page (SPC-5, "Mode page format"): the page code byte and page length lead
 /// each array; subpages are not used.
 struct PageDef {
     code: u8,
@@ -20,14 +20,14 @@ struct PageDef {
     changeable: &'static [u8],
 }
 
-/// Read-Write Error Recovery (SBC-4 §6.5.8): AWRE, ARRE.
+/// Read-Write Error Recovery (SBC-4): AWRE, ARRE.
 const RW_ERROR_RECOVERY: PageDef = PageDef {
     code: 0x01,
     default: &[0x01, 0x0a, 0xc0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
     changeable: &[0; 12],
 };
 
-/// Caching (SBC-4 §6.5.5): WCE set and changeable.
+/// Caching (SBC-4): WCE set and changeable.
 const CACHING: PageDef = PageDef {
     code: 0x08,
     default: &[
@@ -38,7 +38,7 @@ const CACHING: PageDef = PageDef {
     ],
 };
 
-/// Control (SPC-5 §7.5.10): GLTSD set; D_SENSE and SWP changeable; no
+/// Control (SPC-5): GLTSD set; D_SENSE and SWP changeable; no
 /// limit on the busy timeout.
 const CONTROL: PageDef = PageDef {
     code: 0x0a,
@@ -46,7 +46,7 @@ const CONTROL: PageDef = PageDef {
     changeable: &[0, 0, 0x04, 0, 0x08, 0, 0, 0, 0, 0, 0, 0],
 };
 
-/// Informational Exceptions Control (SPC-5 §7.5.13): DEXCPT set, nothing
+/// Informational Exceptions Control (SPC-5): DEXCPT set, nothing
 /// reported.
 const INFORMATIONAL_EXCEPTIONS: PageDef = PageDef {
     code: 0x1c,
@@ -78,7 +78,7 @@ impl ModePages {
         }
     }
 
-    /// Back to the defaults (logical unit reset, SAM-5 §6.3.3).
+    /// Back to the defaults (SAM-5, "Logical unit reset").
     pub(super) fn reset(&mut self) {
         *self = ModePages::new();
     }
@@ -102,7 +102,7 @@ impl ModePages {
     }
 }
 
-/// Page control (SPC-5 table 171).
+/// Page control (SPC-5, PC field of MODE SENSE).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum PageControl {
     Current,
@@ -110,7 +110,7 @@ enum PageControl {
     Default,
 }
 
-/// MODE SENSE(6) and MODE SENSE(10) (SPC-5 §6.14-6.15).
+/// MODE SENSE(6) and MODE SENSE(10) (SPC-5).
 pub fn mode_sense(lu: &mut LogicalUnit, cmd: &Command<'_>) -> Outcome {
     let cdb = cmd.cdb;
     let ten = cdb.opcode() == 0x5a;
@@ -161,7 +161,7 @@ pub fn mode_sense(lu: &mut LogicalUnit, cmd: &Command<'_>) -> Outcome {
     } else {
         block_descriptor(lu, llbaa, pc == PageControl::Changeable)
     };
-    // WP (SBC-4 §6.5.1), and DPOFUA: DPO and FUA are supported.
+    // WP (SBC-4, "Mode parameters overview"), and DPOFUA: DPO and FUA are supported.
     let mut device_specific = 0x10;
     if pc == PageControl::Current && lu.spc.write_protected(&lu.config) {
         device_specific |= 0x80;
@@ -188,7 +188,7 @@ pub fn mode_sense(lu: &mut LogicalUnit, cmd: &Command<'_>) -> Outcome {
     Ok(truncate(out, allocation_length))
 }
 
-/// The mode parameter block descriptor (SBC-4 §6.5.2): short (8 bytes) or,
+/// The mode parameter block descriptor (SBC-4): short (8 bytes) or,
 /// with LLBAA, long (16 bytes). Changeable values: nothing.
 fn block_descriptor(lu: &LogicalUnit, long: bool, changeable: bool) -> Vec<u8> {
     let (blocks, block_size) = if changeable {
@@ -209,10 +209,10 @@ fn block_descriptor(lu: &LogicalUnit, long: bool, changeable: bool) -> Vec<u8> {
     }
 }
 
-/// MODE SELECT(6) and MODE SELECT(10) (SPC-5 §6.12-6.13): validates every
+/// MODE SELECT(6) and MODE SELECT(10) (SPC-5): validates every
 /// page against the changeable mask before applying any. A change
 /// establishes MODE PARAMETERS CHANGED for the other I_T nexuses (SPC-5
-/// §5.14).
+/// "Unit attention conditions").
 pub fn mode_select(lu: &mut LogicalUnit, cmd: &Command<'_>) -> Outcome {
     let cdb = cmd.cdb;
     let ten = cdb.opcode() == 0x55;

@@ -1,6 +1,7 @@
-//! Persistent reservations (SPC-5 §5.13): PERSISTENT RESERVE IN (SPC-5
-//! §6.16) and PERSISTENT RESERVE OUT (SPC-5 §6.17), and the access rules
-//! the gate applies (SPC-5 table 63, SBC-4 table 13).
+//! Persistent reservations (SPC-5, "Reservations"): PERSISTENT RESERVE IN
+//! and PERSISTENT RESERVE OUT, and the access rules the gate applies (the
+//! tables of commands allowed in the presence of reservations in SPC-5 and
+//! SBC-4).
 //!
 //! Registrations are per I_T nexus and survive resets and nexus loss; they
 //! do not persist through power loss (PTPL_C = 0). Only logical unit scope
@@ -16,10 +17,12 @@ use super::super::sense::{Asc, Sense};
 use super::super::status;
 use super::{identity, pad4, parameter_list, truncate};
 
-/// INVALID RELEASE OF PERSISTENT RESERVATION (SPC-5 table 52).
+/// INVALID RELEASE OF PERSISTENT RESERVATION (SPC-5, ASC and ASCQ
+/// assignments).
 const INVALID_RELEASE: Asc = Asc(0x26, 0x04);
 
-/// Persistent reservation types (SPC-5 table 212).
+/// Persistent reservation types (SPC-5, TYPE field of PERSISTENT RESERVE
+/// OUT).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum PrType {
     WriteExclusive,
@@ -78,10 +81,11 @@ impl PrType {
     }
 }
 
-/// How a command touches the logical unit (SPC-5 table 63, SBC-4 table
-/// 13): allowed under every reservation, reads the medium, writes it, or
-/// anything else (allowed only to holders and, under the registrants
-/// types, to registrants).
+/// How a command touches the logical unit, as the SPC-5 and SBC-4 tables of
+/// commands allowed in the presence of reservations classify it: allowed
+/// under every reservation, reads the medium, writes it, or anything else
+/// (allowed only to holders and, under the registrants types, to
+/// registrants).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Access {
     Any,
@@ -113,7 +117,8 @@ impl Persistent {
         self.registrations.contains_key(nexus)
     }
 
-    /// Whether `nexus` holds the persistent reservation (SPC-5 §5.13.10).
+    /// Whether `nexus` holds the persistent reservation (SPC-5, "Persistent
+    /// reservation holder").
     pub(super) fn is_holder(&self, nexus: &Nexus) -> bool {
         match &self.reservation {
             None => false,
@@ -138,7 +143,7 @@ impl Persistent {
 
     /// Removes a registration; a holder's reservation goes with it unless
     /// other registrants still hold an all registrants one (SPC-5
-    /// §5.13.11.2.3). Returns the other registrants to tell of a released
+    /// "Unregistering"). Returns the other registrants to tell of a released
     /// registrants only reservation.
     fn unregister(&mut self, nexus: &Nexus) -> Vec<Nexus> {
         self.registrations.remove(nexus);
@@ -164,7 +169,7 @@ impl Persistent {
     }
 }
 
-/// PERSISTENT RESERVE IN (SPC-5 §6.16): READ KEYS, READ RESERVATION,
+/// PERSISTENT RESERVE IN (SPC-5): READ KEYS, READ RESERVATION,
 /// REPORT CAPABILITIES, READ FULL STATUS.
 pub fn persistent_reserve_in(lu: &mut LogicalUnit, cmd: &Command<'_>) -> Outcome {
     let cdb = cmd.cdb;
@@ -203,7 +208,7 @@ pub fn persistent_reserve_in(lu: &mut LogicalUnit, cmd: &Command<'_>) -> Outcome
     Ok(truncate(out, allocation_length))
 }
 
-/// REPORT CAPABILITIES parameter data (SPC-5 §6.16.4): CRH; TMV with
+/// REPORT CAPABILITIES parameter data (SPC-5): CRH; TMV with
 /// ALLOW COMMANDS 001b (TEST UNIT READY passes WE and EA reservations);
 /// every type of logical unit scope.
 fn report_capabilities() -> Vec<u8> {
@@ -217,7 +222,7 @@ fn report_capabilities() -> Vec<u8> {
     out
 }
 
-/// One READ FULL STATUS descriptor (SPC-5 §6.16.5) with the registrant's
+/// One READ FULL STATUS descriptor (SPC-5) with the registrant's
 /// iSCSI TransportID.
 fn full_status_descriptor(pr: &Persistent, nexus: &Nexus, key: u64) -> Vec<u8> {
     let mut d = vec![0u8; 24];
@@ -235,7 +240,8 @@ fn full_status_descriptor(pr: &Persistent, nexus: &Nexus, key: u64) -> Vec<u8> {
     d
 }
 
-/// The iSCSI TransportID of an initiator port (SPC-5 §7.6.4.6, format
+/// The iSCSI TransportID of an initiator port (SPC-5, "TransportID for
+/// initiator ports using SCSI over iSCSI"; format
 /// 01b): "name,i,0xISID", null-terminated, padded, at least 24 bytes.
 fn transport_id(nexus: &Nexus) -> Vec<u8> {
     let mut id = vec![0x40 | identity::PROTOCOL_ISCSI, 0, 0, 0];
@@ -248,7 +254,7 @@ fn transport_id(nexus: &Nexus) -> Vec<u8> {
     id
 }
 
-/// The basic PERSISTENT RESERVE OUT parameter list (SPC-5 §6.17.3).
+/// The basic PERSISTENT RESERVE OUT parameter list (SPC-5).
 struct Parameters {
     key: u64,
     service_action_key: u64,
@@ -258,7 +264,7 @@ fn reservation_conflict() -> Failure {
     Failure::Status(status::RESERVATION_CONFLICT)
 }
 
-/// PERSISTENT RESERVE OUT (SPC-5 §6.17).
+/// PERSISTENT RESERVE OUT (SPC-5).
 pub fn persistent_reserve_out(lu: &mut LogicalUnit, cmd: &Command<'_>) -> Outcome {
     let cdb = cmd.cdb;
     let sa = cdb.service_action();
@@ -408,7 +414,7 @@ pub fn persistent_reserve_out(lu: &mut LogicalUnit, cmd: &Command<'_>) -> Outcom
     Ok(Default::default())
 }
 
-/// PREEMPT and PREEMPT AND ABORT (SPC-5 §5.13.11.4). The aborting of the
+/// PREEMPT and PREEMPT AND ABORT (SPC-5, "Preempting"). The aborting of the
 /// preempted nexuses' tasks is the session layer's business; commands run
 /// one at a time here.
 fn preempt(
@@ -499,9 +505,10 @@ fn registrants_with_key(pr: &Persistent, key: u64, except: &Nexus) -> Vec<Nexus>
         .collect()
 }
 
-/// REGISTER AND MOVE (SPC-5 §5.13.8): the reservation holder registers
-/// `SARK` for another I_T nexus (named by a TransportID and a relative
-/// target port identifier) and moves the reservation to it.
+/// REGISTER AND MOVE (SPC-5, "Registering by moving the reservation"): the
+/// reservation holder registers `SARK` for another I_T nexus (named by a
+/// TransportID and a relative target port identifier) and moves the
+/// reservation to it.
 fn register_and_move(
     lu: &mut LogicalUnit,
     cmd: &Command<'_>,

@@ -1,5 +1,5 @@
-//! REPORT LUNS (SPC-5 §6.33), REPORT SUPPORTED OPERATION CODES (SPC-5
-//! §6.35) and REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS (SPC-5 §6.36).
+//! REPORT LUNS, REPORT SUPPORTED OPERATION CODES and REPORT SUPPORTED TASK
+//! MANAGEMENT FUNCTIONS (SPC-5).
 //! The operation codes come from the one command table,
 //! [`super::super::commands`].
 
@@ -44,7 +44,8 @@ pub(super) fn report_luns_data(device: &Device, cmd: &Command<'_>) -> Outcome {
     Ok(truncate(out, allocation_length))
 }
 
-/// The CDB usage data of a command (SPC-5 §6.35.3): its usage map with the
+/// The CDB usage data of a command (SPC-5, "One_command parameter data
+/// format"): its usage map with the
 /// service action value in place of the mask bits.
 fn usage_data(info: &CommandInfo) -> Vec<u8> {
     let mut usage = info.usage.to_vec();
@@ -54,7 +55,7 @@ fn usage_data(info: &CommandInfo) -> Vec<u8> {
     usage
 }
 
-/// The command timeouts descriptor (SPC-5 §6.35.4).
+/// The command timeouts descriptor (SPC-5, "Command timeouts descriptor").
 fn timeouts_descriptor() -> [u8; 12] {
     let mut d = [0u8; 12];
     put_be16(&mut d, 0, 0x0a);

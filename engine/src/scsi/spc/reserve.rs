@@ -1,9 +1,10 @@
-//! RESERVE(6)/(10) and RELEASE(6)/(10) (SPC-2 §7.21-7.24): a whole-unit
+//! RESERVE(6)/(10) and RELEASE(6)/(10) (SPC-2): a whole-unit
 //! reservation held by one I_T nexus. Third-party and extent reservations
 //! are not supported.
 //!
 //! While a persistent reservation exists, compatible reservation handling
-//! applies (SPC-5 §5.13.3, CRH = 1): the persistent reservation holder's
+//! applies (SPC-5, "Exceptions to SPC-2 RESERVE and RELEASE behavior",
+//! CRH = 1): the persistent reservation holder's
 //! RESERVE and a registrant's RELEASE succeed without effect; anything else
 //! conflicts.
 

@@ -1,15 +1,17 @@
 //! What task management and I_T nexus loss do to logical unit state, and
 //! how commands to absent logical units are answered.
 //!
-//! - LOGICAL UNIT RESET (SAM-5 §6.3.3), and TARGET WARM/COLD RESET, which
+//! - LOGICAL UNIT RESET (SAM-5, "Logical unit reset"), and TARGET WARM/COLD RESET, which
 //!   reset every logical unit: RESERVE(6) reservations are released, medium
 //!   removal is allowed again, mode parameters return to their defaults and
 //!   every known I_T nexus gets POWER ON, RESET, OR BUS DEVICE RESET
-//!   OCCURRED. Persistent reservations survive (SPC-5 §5.13.1).
+//!   OCCURRED. Persistent reservations survive (SPC-5, "Persistent
+//!   reservations overview").
 //! - ABORT TASK SET, CLEAR TASK SET and CLEAR ACA change no logical unit
 //!   state: aborting tasks is the session's work, and commands here run to
 //!   completion one at a time.
-//! - I_T nexus loss (SPC-5 §6.19 I_T NEXUS LOSS, SBC-4 §5.12): the nexus's
+//! - I_T nexus loss (SAM-5, "I_T nexus loss"; SBC-4, PREVENT ALLOW MEDIUM
+//!   REMOVAL): the nexus's
 //!   RESERVE(6) reservation and medium removal prevention end, its unit
 //!   attentions and held copy results go; persistent reservations stay.
 
@@ -24,7 +26,7 @@ use super::{inquiry, report, truncate, ua};
 use crate::pdu::Lun;
 
 /// Peripheral qualifier 011b, device type 1Fh: no logical unit here
-/// (SPC-5 §6.7.2).
+/// (SPC-5, "Standard INQUIRY data").
 const NO_LU: u8 = 0x7f;
 
 /// Applies a task management function issued by `nexus` to `lun`.
@@ -45,7 +47,7 @@ pub fn task_management(device: &mut Device, nexus: &Nexus, lun: Lun, tmf: TaskMa
     }
 }
 
-/// A logical unit reset (SAM-5 §6.3.3).
+/// A logical unit reset (SAM-5, "Logical unit reset").
 fn reset(lu: &mut LogicalUnit) {
     let spc = &mut lu.spc;
     spc.reservation = None;
@@ -68,7 +70,8 @@ pub fn nexus_lost(device: &mut Device, nexus: &Nexus) {
     }
 }
 
-/// A command to a LUN the device does not have (SPC-5 §4.6.3): INQUIRY
+/// A command to a LUN the device does not have (SPC-5, "Incorrect logical
+/// unit selection"): INQUIRY
 /// reports peripheral qualifier 011b, REPORT LUNS works, REQUEST SENSE
 /// returns LOGICAL UNIT NOT SUPPORTED as its data, anything else fails with
 /// it. Sense data is in fixed format (there is no control mode page).

@@ -1,12 +1,13 @@
-//! Unit attention conditions (SPC-5 §5.14; SAM-5 §5.14): one queue per
-//! I_T nexus, and REQUEST SENSE (SPC-5 §6.39), which reports and clears
+//! Unit attention conditions (SPC-5, "Unit attention conditions"; SAM-5):
+//! one queue per I_T nexus, and REQUEST SENSE, which reports and clears
 //! them.
 //!
 //! Policy:
 //! - The first command an I_T nexus sends to a logical unit finds POWER ON,
 //!   RESET, OR BUS DEVICE RESET OCCURRED (29h/00h) pending, as after a
-//!   power on (SAM-5 §6.3.1); a nexus that was lost and comes back finds
-//!   I_T NEXUS LOSS OCCURRED (29h/07h) instead (SPC-5 §6.19). libiscsi and
+//!   power on (SAM-5, "Power on"); a nexus that was lost and comes back finds
+//!   I_T NEXUS LOSS OCCURRED (29h/07h) instead (SAM-5, "I_T nexus loss").
+//!   libiscsi and
 //!   Linux clear these with TEST UNIT READY after login.
 //! - Resets (logical unit reset, target warm/cold reset) establish 29h/00h
 //!   for every known nexus, the one that asked included; a reset condition
@@ -121,7 +122,7 @@ fn is_reset(asc: Asc) -> bool {
     asc.0 == 0x29
 }
 
-/// REQUEST SENSE (SPC-5 §6.39): returns a pending unit attention (and
+/// REQUEST SENSE (SPC-5): returns a pending unit attention (and
 /// clears it), else the current condition of the LU, with GOOD status.
 /// DESC selects descriptor format.
 pub fn request_sense(lu: &mut LogicalUnit, cmd: &Command<'_>) -> Outcome {
