@@ -1,10 +1,11 @@
 //! The checks every command to an existing logical unit passes before its
 //! handler runs, in order of precedence:
-//! 1. unit attention (SPC-5, "Unit attention conditions"), except INQUIRY, REPORT LUNS, REQUEST
-//!    SENSE; a START STOP UNIT eject while medium removal is prevented
-//!    fails ahead of it, leaving the unit attention pending (libiscsi's
-//!    PreventAllow.2ITNexuses ejects from a second session that still
-//!    holds the unit attention of the previous test's LUN reset);
+//! 1. unit attention (SPC-5, "Unit attention conditions"), except INQUIRY,
+//!    REPORT LUNS, REQUEST SENSE; a START STOP UNIT load or eject while
+//!    medium removal is prevented fails ahead of it, leaving the unit
+//!    attention pending (libiscsi's PreventAllow.2ITNexuses ejects from a
+//!    second session that still holds the unit attention of the previous
+//!    test's LUN reset);
 //! 2. reservation conflict: RESERVE(6)/(10) (SPC-2, "Reservations") and
 //!    persistent reservations (SPC-5, "Reservations": the table of SPC
 //!    commands allowed in the presence of reservations; SBC-4 likewise);
@@ -28,7 +29,7 @@ const SOFTWARE_WRITE_PROTECTED: Asc = Asc(0x27, 0x02);
 pub fn gate(lu: &mut LogicalUnit, info: &CommandInfo, cmd: &Command<'_>) -> Result<(), Failure> {
     let spc = &mut lu.spc;
     spc.ua.contact(cmd.nexus);
-    if medium::prevented_eject(lu.config.removable, &spc.medium, cmd) {
+    if medium::prevented_load_eject(lu.config.removable, &spc.medium, cmd) {
         return Err(Sense::illegal_request(Asc::MEDIUM_REMOVAL_PREVENTED).into());
     }
     if info.flags & flags::IGNORES_UNIT_ATTENTION == 0 {
