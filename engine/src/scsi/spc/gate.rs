@@ -1,19 +1,17 @@
 //! The checks every command to an existing logical unit passes before its
 //! handler runs, in order of precedence:
 //! 1. unit attention (SPC-5, "Unit attention conditions"), except INQUIRY,
-//!    REPORT LUNS, REQUEST SENSE; a START STOP UNIT eject while medium
-//!    removal is prevented fails ahead of it, leaving the unit attention
-//!    pending (libiscsi's PreventAllow.2ITNexuses ejects from a second
-//!    session that still holds the unit attention of the previous test's
-//!    LUN reset);
+//!    REPORT LUNS, REQUEST SENSE; a START STOP UNIT load or eject while
+//!    medium removal is prevented fails ahead of it, leaving the unit
+//!    attention pending (libiscsi's PreventAllow.2ITNexuses ejects from a
+//!    second session that still holds the unit attention of the previous
+//!    test's LUN reset);
 //! 2. reservation conflict: RESERVE(6)/(10) (SPC-2, "Reservations") and
 //!    persistent reservations (SPC-5, "Reservations": the table of SPC
 //!    commands allowed in the presence of reservations; SBC-4 likewise);
-//! 3. a sanitize in progress (SBC-4, "Sanitize operations"): NOT READY,
-//!    SANITIZE IN PROGRESS, except INQUIRY, REPORT LUNS, REQUEST SENSE;
-//! 4. medium not present, for commands that access the medium (SBC-4,
+//! 3. medium not present, for commands that access the medium (SBC-4,
 //!    removable medium);
-//! 5. write protection, for commands that modify the medium (SBC-4, write
+//! 4. write protection, for commands that modify the medium (SBC-4, write
 //!    protection; SPC-5, "Control mode page", SWP).
 
 use super::super::command::{Command, Failure, flags};
@@ -31,7 +29,7 @@ const SOFTWARE_WRITE_PROTECTED: Asc = Asc(0x27, 0x02);
 pub fn gate(lu: &mut LogicalUnit, info: &CommandInfo, cmd: &Command<'_>) -> Result<(), Failure> {
     let spc = &mut lu.spc;
     spc.ua.contact(cmd.nexus);
-    if medium::prevented_eject(lu.config.removable, &spc.medium, cmd) {
+    if medium::prevented_load_eject(lu.config.removable, &spc.medium, cmd) {
         return Err(Sense::illegal_request(Asc::MEDIUM_REMOVAL_PREVENTED).into());
     }
     if info.flags & flags::IGNORES_UNIT_ATTENTION == 0 {
@@ -47,6 +45,8 @@ pub fn gate(lu: &mut LogicalUnit, info: &CommandInfo, cmd: &Command<'_>) -> Resu
     if !spc.pr.allows(cmd.nexus, access(info, cmd)) {
         return Err(Failure::Status(status::RESERVATION_CONFLICT));
     }
+    // A sanitize in progress (SBC-4, "Sanitize operations"): NOT READY,
+    // SANITIZE IN PROGRESS, except INQUIRY, REPORT LUNS, REQUEST SENSE.
     if lu.sbc.sanitize_in_progress() && !matches!(info.opcode, 0x12 | 0xa0 | 0x03) {
         return Err(Sense::new(key::NOT_READY, Asc::NOT_READY_SANITIZE_IN_PROGRESS).into());
     }

@@ -42,7 +42,7 @@ pub fn test_unit_ready(lu: &mut LogicalUnit, cmd: &Command<'_>) -> Outcome {
 
 /// START STOP UNIT (SBC-4). A POWER CONDITION other than 0h makes
 /// START and LOEJ ignored. LOEJ ejects (START 0) or loads (START 1) a
-/// removable medium; ejecting fails while removal is prevented.
+/// removable medium; both fail while removal is prevented.
 pub fn start_stop_unit(lu: &mut LogicalUnit, cmd: &Command<'_>) -> Outcome {
     let cdb = cmd.cdb;
     if cdb.u8(1) & 0xfe != 0 {
@@ -64,19 +64,20 @@ pub fn start_stop_unit(lu: &mut LogicalUnit, cmd: &Command<'_>) -> Outcome {
         return Err(Cdb::invalid_field(4, Some(1)).into());
     }
     let medium = &mut lu.spc.medium;
-    if prevented_eject(true, medium, cmd) {
+    if prevented_load_eject(true, medium, cmd) {
         return Err(Sense::illegal_request(Asc::MEDIUM_REMOVAL_PREVENTED).into());
     }
     medium.present = start;
     Ok(Default::default())
 }
 
-/// Whether `cmd` is a START STOP UNIT that would eject a removable medium
-/// whose removal is prevented.
-pub(super) fn prevented_eject(removable: bool, medium: &Medium, cmd: &Command<'_>) -> bool {
+/// Whether `cmd` is a START STOP UNIT that would load or eject a removable
+/// medium whose removal is prevented (SBC-4: MEDIUM REMOVAL PREVENTED for
+/// either while prevention is in effect).
+pub(super) fn prevented_load_eject(removable: bool, medium: &Medium, cmd: &Command<'_>) -> bool {
     let cdb = cmd.cdb;
-    // POWER CONDITION 0h, LOEJ 1, START 0.
-    removable && cdb.opcode() == 0x1b && cdb.u8(4) & 0xf3 == 0x02 && !medium.prevent.is_empty()
+    // POWER CONDITION 0h, LOEJ 1.
+    removable && cdb.opcode() == 0x1b && cdb.u8(4) & 0xf2 == 0x02 && !medium.prevent.is_empty()
 }
 
 /// PREVENT ALLOW MEDIUM REMOVAL (SBC-4): PREVENT 01b prevents

@@ -370,6 +370,24 @@ fn lun_reset_unit_attention_reaches_every_nexus() {
 }
 
 #[test]
+fn clear_task_set_tells_the_other_nexuses() {
+    let mut dev = device();
+    clear_ua(&mut dev, &i1());
+    clear_ua(&mut dev, &i2());
+    dev.task_management(&i1(), Lun::from_index(0), TaskManagement::ClearTaskSet);
+    assert_good(&exec(&mut dev, &i1(), &TUR));
+    let r = exec(&mut dev, &i2(), &TUR);
+    assert_check(
+        &r,
+        key::UNIT_ATTENTION,
+        Asc::COMMANDS_CLEARED_BY_ANOTHER_INITIATOR,
+    );
+    dev.task_management(&i1(), Lun::from_index(0), TaskManagement::AbortTaskSet);
+    dev.task_management(&i1(), Lun::from_index(0), TaskManagement::ClearAca);
+    assert_good(&exec(&mut dev, &i2(), &TUR));
+}
+
+#[test]
 fn reset_supersedes_pending_unit_attentions() {
     let mut dev = device();
     clear_ua(&mut dev, &i1());
@@ -647,6 +665,27 @@ fn stop_without_loej_and_power_conditions_keep_the_unit_ready() {
 }
 
 #[test]
+fn prevent_allow_eject_sequence() {
+    // libiscsi PreventAllow.Eject.
+    let mut dev = device();
+    clear_ua(&mut dev, &i1());
+    assert_good(&exec(&mut dev, &i1(), &prevent(true)));
+    let r = exec(&mut dev, &i1(), &start_stop(false, 0, true, false));
+    assert_check(&r, key::ILLEGAL_REQUEST, Asc::MEDIUM_REMOVAL_PREVENTED);
+    assert_good(&exec(&mut dev, &i1(), &TUR));
+    assert_good(&exec(&mut dev, &i1(), &prevent(false)));
+    assert_good(&exec(&mut dev, &i1(), &start_stop(false, 0, true, false)));
+    assert_no_medium(&exec(&mut dev, &i1(), &TUR));
+    assert_good(&exec(&mut dev, &i1(), &prevent(true)));
+    let r = exec(&mut dev, &i1(), &start_stop(false, 0, true, true));
+    assert_check(&r, key::ILLEGAL_REQUEST, Asc::MEDIUM_REMOVAL_PREVENTED);
+    assert_no_medium(&exec(&mut dev, &i1(), &TUR));
+    assert_good(&exec(&mut dev, &i1(), &prevent(false)));
+    assert_good(&exec(&mut dev, &i1(), &start_stop(false, 0, true, true)));
+    assert_good(&exec(&mut dev, &i1(), &TUR));
+}
+
+#[test]
 fn prevent_blocks_eject_from_every_nexus() {
     let mut dev = device();
     clear_ua(&mut dev, &i1());
@@ -661,8 +700,9 @@ fn prevent_blocks_eject_from_every_nexus() {
     assert_good(&exec(&mut dev, &i2(), &prevent(false)));
     let r = exec(&mut dev, &i2(), &start_stop(false, 0, true, false));
     assert_check(&r, key::ILLEGAL_REQUEST, Asc::MEDIUM_REMOVAL_PREVENTED);
-    // Loading is not removal.
-    assert_good(&exec(&mut dev, &i1(), &start_stop(false, 0, true, true)));
+    // Loading is refused too (libiscsi PreventAllow.Eject).
+    let r = exec(&mut dev, &i1(), &start_stop(false, 0, true, true));
+    assert_check(&r, key::ILLEGAL_REQUEST, Asc::MEDIUM_REMOVAL_PREVENTED);
     assert_good(&exec(&mut dev, &i1(), &prevent(false)));
     assert_good(&exec(&mut dev, &i1(), &start_stop(false, 0, true, false)));
     assert_no_medium(&exec(&mut dev, &i1(), &TUR));

@@ -7,9 +7,11 @@
 //!   every known I_T nexus gets POWER ON, RESET, OR BUS DEVICE RESET
 //!   OCCURRED. Persistent reservations survive (SPC-5, "Persistent
 //!   reservations overview").
-//! - ABORT TASK SET, CLEAR TASK SET and CLEAR ACA change no logical unit
-//!   state: aborting tasks is the session's work, and commands here run to
-//!   completion one at a time.
+//! - CLEAR TASK SET establishes COMMANDS CLEARED BY ANOTHER INITIATOR for
+//!   the other known I_T nexuses (SAM-5, "CLEAR TASK SET"; which of them had
+//!   tasks is the session's knowledge, so all are told). ABORT TASK SET and
+//!   CLEAR ACA change no logical unit state: aborting tasks is the
+//!   session's work, and commands here run to completion one at a time.
 //! - I_T nexus loss (SAM-5, "I_T nexus loss"; SBC-4, PREVENT ALLOW MEDIUM
 //!   REMOVAL): the nexus's
 //!   RESERVE(6) reservation and medium removal prevention end, its unit
@@ -31,7 +33,6 @@ const NO_LU: u8 = 0x7f;
 
 /// Applies a task management function issued by `nexus` to `lun`.
 pub fn task_management(device: &mut Device, nexus: &Nexus, lun: Lun, tmf: TaskManagement) {
-    let _ = nexus;
     match tmf {
         TaskManagement::LogicalUnitReset => {
             if let Some(lu) = lun.index().and_then(|i| device.lun_mut(i)) {
@@ -43,7 +44,14 @@ pub fn task_management(device: &mut Device, nexus: &Nexus, lun: Lun, tmf: TaskMa
                 reset(lu);
             }
         }
-        TaskManagement::AbortTaskSet | TaskManagement::ClearTaskSet | TaskManagement::ClearAca => {}
+        TaskManagement::ClearTaskSet => {
+            if let Some(lu) = lun.index().and_then(|i| device.lun_mut(i)) {
+                lu.spc
+                    .ua
+                    .establish_others(Some(nexus), Asc::COMMANDS_CLEARED_BY_ANOTHER_INITIATOR);
+            }
+        }
+        TaskManagement::AbortTaskSet | TaskManagement::ClearAca => {}
     }
 }
 
