@@ -138,15 +138,16 @@ pub fn report_supported_opcodes(lu: &mut LogicalUnit, cmd: &Command<'_>) -> Outc
 }
 
 /// REPORT SUPPORTED TASK MANAGEMENT FUNCTIONS: ABORT TASK, ABORT TASK SET,
-/// CLEAR TASK SET, LOGICAL UNIT RESET and target reset (the iSCSI target
-/// warm/cold resets). REPD adds the extended format with no timeouts.
+/// CLEAR TASK SET and LOGICAL UNIT RESET (no ACA, no QUERY TASK; the
+/// iSCSI target warm/cold resets have no bit). REPD adds the extended
+/// format with no timeouts.
 pub fn report_supported_tmfs(lu: &mut LogicalUnit, cmd: &Command<'_>) -> Outcome {
     let _ = lu;
     let cdb = cmd.cdb;
     let repd = cdb.bit(2, 7);
     let allocation_length = cdb.be32(6) as usize;
-    // ATS, ATSS, CTSS, LURS, TRS.
-    let mut out = vec![0x80 | 0x40 | 0x10 | 0x08 | 0x02, 0, 0, 0];
+    // ATS, ATSS, CTSS, LURS.
+    let mut out = vec![0x80 | 0x40 | 0x10 | 0x08, 0, 0, 0];
     if repd {
         out[3] = 0x0c;
         out.resize(16, 0);

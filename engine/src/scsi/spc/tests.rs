@@ -1374,7 +1374,7 @@ fn report_supported_tmfs() {
         &i1(),
         &[0xa3, 0x0d, 0, 0, 0, 0, 0, 0, 0, 255, 0, 0],
     );
-    assert_eq!(&r.data_in[..], &[0xda, 0, 0, 0]);
+    assert_eq!(&r.data_in[..], &[0xd8, 0, 0, 0]);
     let r = exec(
         &mut dev,
         &i1(),
