@@ -97,16 +97,17 @@ pub fn absent_lun(device: &mut Device, lun: Lun, cmd: &Command<'_>) -> CommandRe
     };
     match outcome {
         Ok(data_in) => CommandResult::good(data_in),
-        Err(Failure::Check(sense)) => CommandResult {
-            status: status::CHECK_CONDITION,
-            sense: Some(sense.to_fixed()),
-            data_in: Bytes::new(),
-        },
-        Err(Failure::Status(s)) => CommandResult {
-            status: s,
-            sense: None,
-            data_in: Bytes::new(),
-        },
+        Err(failure) => {
+            let mut result = CommandResult::good(Bytes::new());
+            match failure {
+                Failure::Check(sense) => {
+                    result.status = status::CHECK_CONDITION;
+                    result.sense = Some(sense.to_fixed());
+                }
+                Failure::Status(s) => result.status = s,
+            }
+            result
+        }
     }
 }
 
