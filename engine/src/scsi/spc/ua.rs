@@ -134,6 +134,9 @@ pub fn request_sense(lu: &mut LogicalUnit, cmd: &Command<'_>) -> Outcome {
     let allocation_length = cdb.u8(4) as usize;
     let sense = match lu.spc.ua.pop(cmd.nexus) {
         Some(asc) => Sense::new(key::UNIT_ATTENTION, asc),
+        None if lu.sbc.sanitize_in_progress() => {
+            Sense::new(key::NOT_READY, Asc::NOT_READY_SANITIZE_IN_PROGRESS)
+        }
         None if !lu.spc.medium.present => Sense::new(key::NOT_READY, Asc::MEDIUM_NOT_PRESENT),
         None => Sense::new(key::NO_SENSE, Asc::NO_ADDITIONAL_SENSE),
     };
