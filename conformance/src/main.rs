@@ -23,6 +23,36 @@ struct Cli {
 enum Command {
     /// Serve iSCSI target nodes on real sockets until SIGINT/SIGTERM.
     Target(TargetArgs),
+    /// Conformance suites against real peers.
+    #[command(subcommand)]
+    Conformance(ConformanceCommand),
+}
+
+#[derive(Subcommand)]
+enum ConformanceCommand {
+    /// Run libiscsi's target suite (iscsi-test-cu) against a LUN.
+    Target(ConformanceTargetArgs),
+}
+
+#[derive(Args)]
+struct ConformanceTargetArgs {
+    /// The LUN: iscsi://[user[%secret]@]host[:port]/iqn/lun
+    url: String,
+    /// Test selection, FAMILY[.SUITE[.TEST]].
+    #[arg(long, default_value = "ALL")]
+    tests: String,
+    /// Do not give the URL a second time (which turns the multipath tests on).
+    #[arg(long)]
+    no_multipath: bool,
+    /// Do not allow destructive tests (-d) and SANITIZE (-S).
+    #[arg(long)]
+    read_only: bool,
+    /// Write the results as JUnit XML.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 1800)]
+    timeout: u64,
 }
 
 #[derive(Args)]
@@ -89,6 +119,7 @@ fn main() -> ExitCode {
     init_tracing();
     let result = match cli.command {
         Command::Target(args) => target(args),
+        Command::Conformance(ConformanceCommand::Target(args)) => conformance_target(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -171,4 +202,55 @@ fn spec_from_flags(args: &TargetArgs) -> Result<ServeSpec, String> {
         params: args.params.clone(),
         queue_depth: args.queue_depth,
     })
+}
+
+fn conformance_target(args: ConformanceTargetArgs) -> Result<(), Failure> {
+    use iscsi_conformance::libiscsi::{self, SuiteOptions};
+    use iscsi_conformance::report::Outcome;
+    if !args.url.starts_with("iscsi://") {
+        return Err(Failure::usage(format!(
+            "{:?} is not an iscsi:// URL",
+            args.url
+        )));
+    }
+    let mut urls = vec![args.url.clone()];
+    if !args.no_multipath {
+        urls.push(args.url.clone());
+    }
+    let options = SuiteOptions {
+        urls,
+        tests: args.tests,
+        dataloss: !args.read_only,
+        sanitize: !args.read_only,
+        timeout: std::time::Duration::from_secs(args.timeout),
+        ..SuiteOptions::default()
+    };
+    let run = libiscsi::run(&options).map_err(|e| Failure::run(e.to_string()))?;
+    for case in &run.report.cases {
+        if case.outcome == Outcome::Failed {
+            println!(
+                "FAILED {}.{}: {}",
+                case.suite,
+                case.name,
+                case.message.replace('\n', " | ")
+            );
+        }
+    }
+    if let Some(path) = &args.junit {
+        run.report
+            .write_junit(path)
+            .map_err(|e| Failure::run(format!("cannot write {}: {e}", path.display())))?;
+    }
+    println!(
+        "{} tests run, {} [SKIPPED] lines",
+        run.ran, run.skipped_lines
+    );
+    println!("{}", run.report.summary());
+    if run.failed > 0 || run.report.failed() > 0 {
+        return Err(Failure::run(format!(
+            "{} of {} tests failed",
+            run.failed, run.ran
+        )));
+    }
+    Ok(())
 }
