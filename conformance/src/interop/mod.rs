@@ -1,2 +1,24 @@
 //! Real peers inside a QEMU guest: Linux open-iscsi (kernel initiator) and
 //! LIO (kernel target), built from Debian packages and booted under TCG.
+//!
+//! - [`image`] builds and caches the guest (kernel + initramfs),
+//! - [`qemu`] boots it with a per-run script and reads its console,
+//! - [`target`] starts and configures the target under test (tgtd or ours),
+//! - [`proxy`] sits between the guest and the target and can cut connections,
+//! - [`open_iscsi`] is the suite the guest's initiator runs against a target,
+//! - [`lio`] boots LIO as a target for the host's initiators,
+//! - [`report`] prints results and writes JUnit XML.
+
+pub mod cpio;
+pub mod debian;
+pub mod error;
+pub mod image;
+pub mod kernel;
+pub mod open_iscsi;
+pub mod proxy;
+pub mod qemu;
+pub mod report;
+pub mod target;
+pub mod tools;
+
+pub use error::{Error, Result};
