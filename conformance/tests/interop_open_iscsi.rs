@@ -44,7 +44,11 @@ fn open_iscsi_against_tgtd() {
     opts.progress = true;
     opts.echo_console = std::env::var("ISCSI_HARNESS_ECHO").as_deref() == Ok("1");
     if let Ok(steps) = std::env::var("ISCSI_HARNESS_STEPS") {
-        opts.only = steps.split(',').map(str::to_string).collect();
+        opts.only = steps
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
     }
     let report = open_iscsi::run(&opts).unwrap_or_else(|e| panic!("open-iscsi suite: {e}"));
     println!("{report}");

@@ -3,7 +3,8 @@
 #   @@BEGIN step | @@PASS step | @@FAIL step reason | @@NOTE step text
 #   @@PARAM step Key: Value | @@HOST step action args (host answers OK.../ERR...)
 # Every command runs under `timeout`, so a hung initiator fails its step
-# instead of hanging the guest.
+# instead of hanging the guest. busybox's `timeout` prefers its own applets
+# to programs on $PATH: call e2fsprogs by absolute path.
 
 PORTAL=10.0.2.100:3260
 CMD_TIMEOUT=90
@@ -138,7 +139,7 @@ make_fs() {
     must "partition /dev/$dev" sh -c "fdisk /dev/$dev </tmp/fdisk.in" || return 1
     PART=/dev/${dev}1
     wait_for "$PART" || { fail "$PART did not appear after partitioning"; return 1; }
-    must "mke2fs -t ext4 $PART" mke2fs -F -q -t ext4 "$PART" || return 1
+    must "mke2fs -t ext4 $PART" /sbin/mke2fs -F -q -t ext4 "$PART" || return 1
     must "mount $PART" mount -t ext4 "$PART" /mnt || return 1
     : >/tmp/sums
 }
@@ -147,7 +148,7 @@ make_fs() {
 check_fs() {
     must "sync" sync || return 1
     must "umount" umount /mnt || return 1
-    must "e2fsck -f -n $PART" e2fsck -f -n "$PART" || return 1
+    must "e2fsck -f -n $PART" /sbin/e2fsck -f -n "$PART" || return 1
     note "e2fsck: $(grep -v '^ *$' /tmp/out | tail -n 1)"
     must "remount $PART" mount -t ext4 "$PART" /mnt
 }
@@ -161,11 +162,17 @@ fs_roundtrip() {
     must "umount" umount /mnt
 }
 
+# The kernel's connection errors during this step, as one line.
+conn_errors() {
+    dmesg | grep -E 'detected conn error|connection[0-9]+:[0-9]+: .*(error|fail)' | sed 's/^\[ *[0-9.]*\] *//' | tail -n 3 | tr '\n' ';'
+}
+
 run_step() {
     STEP=$1
     FAILED=
     echo "@@BEGIN $STEP"
     reset_iscsi
+    dmesg -c >/dev/null  # so each step sees only its own kernel messages
     if "step_$(echo "$STEP" | tr '-' '_')" && [ -z "$FAILED" ]; then
         echo "@@PASS $STEP"
     elif [ -z "$FAILED" ]; then

@@ -144,7 +144,7 @@ step_connection_drop() {
         "head -c 16777216 /dev/urandom >/mnt/big && sync" || return 1
     (cd /mnt && sha256sum big >>/tmp/sums)
     host cut-happened || return 1
-    note "kernel: $(dmesg | grep -iE 'conn(ection)?[0-9:]* .*(error|recover)|detected conn' | tail -n 2 | tr '\n' ' ')"
+    note "kernel: $(conn_errors)"
     check_fs || return 1
     verify_files /mnt || return 1
     must "umount" umount /mnt || return 1
@@ -163,6 +163,9 @@ step_target_restart() {
     host restart-target || return 1
     T=180 must "write after the restart" sh -c "head -c 1048576 /dev/urandom >/mnt/after && sync" || return 1
     (cd /mnt && sha256sum after >>/tmp/sums)
+    errors=$(conn_errors)
+    [ -n "$errors" ] || { fail "the session never noticed the restart (no connection error in dmesg)"; return 1; }
+    note "kernel: $errors"
     verify_files /mnt || return 1
     check_fs || return 1
     must "umount" umount /mnt || return 1
