@@ -14,6 +14,7 @@ pub mod debian;
 pub mod error;
 pub mod image;
 pub mod kernel;
+pub mod lio;
 pub mod open_iscsi;
 pub mod proxy;
 pub mod qemu;

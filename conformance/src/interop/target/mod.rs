@@ -143,7 +143,7 @@ pub trait TargetUnderTest: Send {
 }
 
 /// Waits until something accepts TCP connections on `addr`.
-pub(crate) fn wait_listening(addr: SocketAddr, deadline: Instant) -> bool {
+pub fn wait_listening(addr: SocketAddr, deadline: Instant) -> bool {
     while Instant::now() < deadline {
         if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
             return true;
