@@ -200,7 +200,7 @@ fn add_parents(items: &mut BTreeMap<String, Item>, path: &str) {
 }
 
 /// The binary `name` and extra library folders to search: the host's, or
-/// those of its package (and that package's uninstalled dependencies)
+/// those of its package (and its library dependencies that the host lacks)
 /// unpacked in the cache.
 fn locate(debs: &Path, name: &str, package: &str) -> Result<(PathBuf, Vec<PathBuf>)> {
     if debian::is_installed(package) {
@@ -208,10 +208,20 @@ fn locate(debs: &Path, name: &str, package: &str) -> Result<(PathBuf, Vec<PathBu
             return Ok((p, Vec::new()));
         }
     }
-    let mut roots = vec![debian::unpacked(debs, package)?];
-    for dep in debian::depends(package)? {
-        if dep.starts_with("lib") && !debian::is_installed(&dep) {
-            roots.push(debian::unpacked(debs, &dep)?);
+    // The package, then (transitively) the library packages it needs that
+    // the host lacks; bounded, since a library chain is short.
+    let mut roots = Vec::new();
+    let mut queue = vec![package.to_string()];
+    let mut seen = std::collections::BTreeSet::new();
+    while let Some(pkg) = queue.pop() {
+        if !seen.insert(pkg.clone()) || seen.len() > 30 {
+            continue;
+        }
+        roots.push(debian::unpacked(debs, &pkg)?);
+        for dep in debian::depends(&pkg)? {
+            if dep.starts_with("lib") && !debian::is_installed(&dep) {
+                queue.push(dep);
+            }
         }
     }
     let binary = ["sbin", "usr/sbin", "bin", "usr/bin"]

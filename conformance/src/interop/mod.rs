@@ -8,6 +8,18 @@
 //! - [`open_iscsi`] is the suite the guest's initiator runs against a target,
 //! - [`lio`] boots LIO as a target for the host's initiators,
 //! - [`report`] prints results and writes JUnit XML.
+//!
+//! Entry points: [`open_iscsi::run`] (the `interop open-iscsi` suite) and
+//! [`lio::start`] (a LIO guest for `interop lio`).
+//!
+//! Host needs (Debian packages): `qemu-system-x86 busybox-static kmod dpkg apt
+//! libc-bin`, plus `tgt` for the tgtd target and `libiscsi-bin` for the LIO
+//! checks. `open-iscsi` and `e2fsprogs` are taken from the host when
+//! installed, else downloaded (`apt-get download`) with their missing
+//! libraries. The kernel (`linux-image-<abi>-amd64`, resolved from
+//! `linux-image-amd64`) is always downloaded once, into the cache
+//! (`$ISCSI_HARNESS_CACHE`, default `target/iscsi-harness-cache`), where the
+//! built initramfs is kept too, keyed by everything that went into it.
 
 pub mod cpio;
 pub mod debian;

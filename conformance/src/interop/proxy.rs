@@ -109,7 +109,6 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
         cut_all(&self.shared);
-        // Counted as cuts only while running.
         if let Some(a) = self.acceptor.take() {
             let _ = a.join();
         }
@@ -119,11 +118,12 @@ impl Drop for Proxy {
 fn cut_all(shared: &Shared) -> u64 {
     let live = std::mem::take(&mut *shared.live.lock().unwrap_or_else(|e| e.into_inner()));
     let n = live.len() as u64;
+    // Count first: whoever sees the connection close may read the stats.
+    shared.cut.fetch_add(n, Ordering::SeqCst);
     for (_, g, t) in live {
         let _ = g.shutdown(Shutdown::Both);
         let _ = t.shutdown(Shutdown::Both);
     }
-    shared.cut.fetch_add(n, Ordering::SeqCst);
     n
 }
 

@@ -49,6 +49,8 @@ pub struct Report {
     pub negotiated: Vec<Negotiated>,
     /// How long each guest took from QEMU start to its init running.
     pub boots: Vec<Duration>,
+    /// Finding (or building) the guest image.
+    pub image_time: Duration,
     pub total: Duration,
     /// Where the full console log was written, if it was.
     pub console_log: Option<std::path::PathBuf>,
@@ -149,7 +151,8 @@ impl fmt::Display for Report {
             .collect();
         writeln!(
             f,
-            "guest boots: {} [{}]; total {:.1} s",
+            "guest image: {:.1} s; guest boots: {} [{}]; total {:.1} s",
+            self.image_time.as_secs_f64(),
             self.boots.len(),
             boots.join(", "),
             self.total.as_secs_f64()

@@ -183,6 +183,7 @@ pub fn run(opts: &Options) -> Result<Report> {
     let started = Instant::now();
     let steps = selected(&opts.only)?;
     let image = image::ensure(&opts.cache_dir)?;
+    let image_time = started.elapsed();
     let work = tempfile::Builder::new()
         .prefix("iscsi-harness-open-iscsi-")
         .tempdir()
@@ -204,6 +205,7 @@ pub fn run(opts: &Options) -> Result<Report> {
         profile: "base",
         report: Report {
             suite: "open-iscsi".into(),
+            image_time,
             ..Report::default()
         },
         console: String::new(),

@@ -156,3 +156,43 @@ impl TargetUnderTest for HarnessTarget {
         file_tail(&self.log_path(), 20)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interop::target::{Credentials, Lun};
+
+    #[test]
+    fn command_line_follows_the_contract() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = HarnessTarget::new(Path::new("/bin/sh"), dir.path(), 3999).unwrap();
+        let mut c = TargetConfig::new("iqn.x:t");
+        c.luns = vec![
+            Lun {
+                id: 1,
+                backing: Backing::File {
+                    path: "/tmp/l1".into(),
+                    size: 1 << 20,
+                },
+            },
+            Lun {
+                id: 2,
+                backing: Backing::Mem { size: 4096 },
+            },
+        ];
+        c.chap = Some(Credentials::new("u", "s"));
+        c.mutual_chap = Some(Credentials::new("mu", "ms"));
+        c.params = vec![("ImmediateData".into(), "No".into())];
+        assert_eq!(
+            t.args(&c).join(" "),
+            "target --listen 127.0.0.1:3999 --iqn iqn.x:t --lun 1=file:/tmp/l1 --lun 2=mem:4096 \
+             --chap u:s --mutual-chap mu:ms --allow ALL --param ImmediateData=No"
+        );
+        c.allow = vec!["iqn.y:i".into(), "127.0.0.0/8".into()];
+        assert!(
+            t.args(&c)
+                .join(" ")
+                .contains("--allow iqn.y:i --allow 127.0.0.0/8 --param")
+        );
+    }
+}

@@ -251,3 +251,10 @@ impl TargetUnderTest for Tgtd {
         file_tail(&self.log_path(), 20)
     }
 }
+
+impl Drop for Tgtd {
+    fn drop(&mut self) {
+        // tgtd ignores the SIGTERM a plain ChildGuard would send first.
+        let _ = self.stop(Stop::Graceful);
+    }
+}
