@@ -126,7 +126,9 @@ step_chap_wrong_secret() {
 step_acl_refused() {
     host target acl || return 1
     new_node || return 1
-    must_refuse "login from outside the allow list" "authoriz|not found|could not log|login failed|failure" \
+    # The target must answer with a login reject (authorization failure,
+    # target not found, or another non-retryable status), not just go quiet.
+    must_refuse "login from outside the allow list" "authoriz|non-retryable|not found|not allowed" \
         iscsiadm -m node -T "$IQN" -p "$PORTAL" --login
 }
 
