@@ -83,8 +83,14 @@ enum Item {
     CharDev(u32, u32),
 }
 
-/// Builds (or finds in the cache) the guest image.
+/// How long to wait for another process that is filling the cache.
+const CACHE_LOCK_WAIT: Duration = Duration::from_secs(900);
+
+/// Builds (or finds in the cache) the guest image. Holds the cache's lock
+/// while it works, so concurrent runs never unpack or build the same thing.
 pub fn ensure(cache: &Path) -> Result<GuestImage> {
+    fs::create_dir_all(cache).ctx(|| at("create", cache))?;
+    let _lock = lock(cache)?;
     let kernel = kernel::ensure(cache)?;
     let items = plan(cache, &kernel)?;
     let key = cache_key(&kernel, &items);
@@ -97,6 +103,33 @@ pub fn ensure(cache: &Path) -> Result<GuestImage> {
         fs::rename(&tmp, &initramfs).ctx(|| at("rename into", &initramfs))?;
     }
     Ok(GuestImage { kernel, initramfs })
+}
+
+/// An exclusive `flock` on `<cache>/lock`, released when dropped.
+fn lock(cache: &Path) -> Result<fs::File> {
+    use rustix::fs::{FlockOperation, flock};
+    let path = cache.join("lock");
+    let file = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .ctx(|| at("open", &path))?;
+    let deadline = std::time::Instant::now() + CACHE_LOCK_WAIT;
+    loop {
+        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(file),
+            Err(rustix::io::Errno::WOULDBLOCK) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => {
+                return Err(Error::Io {
+                    context: at("lock", &path),
+                    source: e.into(),
+                });
+            }
+        }
+    }
 }
 
 /// Everything the initramfs holds, by guest path (sorted, so parents first).
