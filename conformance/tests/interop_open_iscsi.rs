@@ -7,7 +7,7 @@
 //! missing — unless `ISCSI_HARNESS_REQUIRE_PEERS=1`, which turns that into a
 //! failure (CI sets it after installing the peers). `ISCSI_HARNESS_STEPS`
 //! (comma-separated) runs only some steps; `ISCSI_HARNESS_ECHO=1` echoes the
-//! guest's console.
+//! guest's console; `ISCSI_HARNESS_BUDGET_FACTOR` scales the step budgets.
 
 use std::path::PathBuf;
 
@@ -68,6 +68,12 @@ fn open_iscsi_suite() {
     let mut opts = Options::new(target);
     opts.progress = true;
     opts.echo_console = std::env::var("ISCSI_HARNESS_ECHO").as_deref() == Ok("1");
+    if let Some(f) = std::env::var("ISCSI_HARNESS_BUDGET_FACTOR")
+        .ok()
+        .and_then(|f| f.parse().ok())
+    {
+        opts.budget_factor = f;
+    }
     if let Ok(steps) = std::env::var("ISCSI_HARNESS_STEPS") {
         opts.only = steps
             .split(',')

@@ -160,6 +160,8 @@ pub struct Options {
     pub progress: bool,
     /// Guests to boot at most (a step that hangs costs one).
     pub max_boots: usize,
+    /// Multiplies every step's time budget (raise it on a slow machine).
+    pub budget_factor: f64,
 }
 
 impl Options {
@@ -173,6 +175,7 @@ impl Options {
             echo_console: false,
             progress: false,
             max_boots: 3,
+            budget_factor: 1.0,
         }
     }
 }
@@ -378,7 +381,7 @@ impl Run<'_> {
         let mut idle_since = Instant::now();
         loop {
             let deadline = match &current {
-                Some(c) => c.started + c.def.budget(),
+                Some(c) => c.started + self.budget(&c.def),
                 None => idle_since + FIRST_STEP_WITHIN,
             };
             let line = match guest.next(deadline) {
@@ -400,7 +403,7 @@ impl Run<'_> {
                         })
                     });
                     if let Some(mut c) = c {
-                        let budget = c.def.budget().as_secs();
+                        let budget = self.budget(&c.def).as_secs();
                         c.log
                             .push(format!("console tail:\n{}", guest.console_tail(25)));
                         let msg = format!(
@@ -469,6 +472,10 @@ impl Run<'_> {
                 }
             }
         }
+    }
+
+    fn budget(&self, def: &StepDef) -> Duration {
+        def.budget().mul_f64(self.opts.budget_factor.max(0.01))
     }
 
     fn param(&mut self, step: &str, line: &str) {
