@@ -219,6 +219,7 @@ impl<B: Backend> TargetServer<B> {
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
+                biased;
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => self.clone().start_connection(stream, peer, local),
                     Err(e) => warn!(%e, "accept failed"),
@@ -370,6 +371,7 @@ impl<B: Backend> TargetServer<B> {
                 Some(at) => {
                     let at = tokio::time::Instant::from_std(at);
                     tokio::select! {
+                        biased;
                         () = tokio::time::sleep_until(at) => {
                             let mut core = self.lock();
                             core.endpoint.handle_timeout(now());
