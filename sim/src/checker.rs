@@ -1,0 +1,532 @@
+//! Protocol invariants checked on every PDU the simulated hosts send,
+//! independently of the engines: a second opinion, built from RFC 7143,
+//! on the bytes that actually crossed the wire.
+//!
+//! Per connection, in the direction target → initiator:
+//! - StatSN (§4.2.2.2): every status-bearing PDU carries the next StatSN
+//!   and advances it by one; R2T and NOP-In pings carry it unadvanced.
+//! - ExpCmdSN never decreases and MaxCmdSN ≥ ExpCmdSN − 1 (§4.2.2.1).
+//! - Data-In (§11.7.5): DataSN counts from 0 without gaps, offsets follow
+//!   the data, nothing beyond the expected length, only for live tasks.
+//! - R2T (§11.8): only for live writes, R2TSN counts from 0, the requested
+//!   range lies inside the Expected Data Transfer Length.
+//! - Responses name an outstanding task (none after its abort).
+//!
+//! In the direction initiator → target:
+//! - CmdSN (§4.2.2.1): non-immediate requests advance it by one, within
+//!   the window the target granted; immediate ones carry it unadvanced.
+//! - ITT (§4.2.1): unique among the connection's outstanding tasks.
+//! - Data-Out (§11.7): DataSN counts from 0 per R2T (or unsolicited
+//!   burst), offsets inside the Expected Data Transfer Length.
+
+use std::collections::BTreeMap;
+
+use iscsi_engine::pdu::{Header, Itt, Lun, RESERVED_TAG, TmfFunction, Ttt, tmf_response};
+use iscsi_engine::serial;
+
+/// What an outstanding request is.
+#[derive(Debug, Clone)]
+enum Kind {
+    Scsi {
+        lun: Lun,
+        expected_in: u32,
+        edtl: u32,
+        write: bool,
+    },
+    Nop,
+    Tmf {
+        function: u8,
+        referenced: Itt,
+        lun: Lun,
+    },
+    Text,
+    Logout,
+}
+
+#[derive(Debug, Clone)]
+struct Outstanding {
+    kind: Kind,
+    data_in_sn: u32,
+    data_in_offset: u32,
+    r2t_sn: u32,
+    /// Next DataSN per Data-Out sequence (TTT; the reserved tag for
+    /// unsolicited data).
+    data_out_sn: BTreeMap<Ttt, u32>,
+}
+
+/// A TMF whose success ends tasks on other connections too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Clearing {
+    /// Every task on this LUN of this target.
+    Lun(Lun),
+    /// Every task of this target.
+    All,
+}
+
+/// The invariants of one connection.
+#[derive(Debug, Default)]
+pub struct ConnChecker {
+    next_stat_sn: Option<u32>,
+    exp_cmd_sn: Option<u32>,
+    max_cmd_sn: Option<u32>,
+    next_cmd_sn: Option<u32>,
+    tasks: BTreeMap<Itt, Outstanding>,
+}
+
+fn scsi_status_bearing(h: &Header) -> Option<bool> {
+    Some(match h {
+        Header::ScsiResponse(_)
+        | Header::TaskMgmtResponse(_)
+        | Header::LoginResponse(_)
+        | Header::TextResponse(_)
+        | Header::LogoutResponse(_)
+        | Header::AsyncMessage(_)
+        | Header::Reject(_) => true,
+        Header::DataIn(d) if d.status_present => true,
+        Header::NopIn(n) => n.itt != RESERVED_TAG,
+        Header::R2t(_) => false,
+        _ => return None,
+    })
+}
+
+fn stat_sn_of(h: &Header) -> Option<u32> {
+    Some(match h {
+        Header::ScsiResponse(x) => x.stat_sn,
+        Header::TaskMgmtResponse(x) => x.stat_sn,
+        Header::LoginResponse(x) => x.stat_sn,
+        Header::TextResponse(x) => x.stat_sn,
+        Header::LogoutResponse(x) => x.stat_sn,
+        Header::AsyncMessage(x) => x.stat_sn,
+        Header::Reject(x) => x.stat_sn,
+        Header::DataIn(x) if x.status_present => x.stat_sn,
+        Header::NopIn(x) => x.stat_sn,
+        Header::R2t(x) => x.stat_sn,
+        _ => return None,
+    })
+}
+
+fn window_of(h: &Header) -> Option<(u32, u32)> {
+    Some(match h {
+        Header::ScsiResponse(x) => (x.exp_cmd_sn, x.max_cmd_sn),
+        Header::TaskMgmtResponse(x) => (x.exp_cmd_sn, x.max_cmd_sn),
+        Header::LoginResponse(x) if x.status_class == 0 => (x.exp_cmd_sn, x.max_cmd_sn),
+        Header::TextResponse(x) => (x.exp_cmd_sn, x.max_cmd_sn),
+        Header::LogoutResponse(x) => (x.exp_cmd_sn, x.max_cmd_sn),
+        Header::AsyncMessage(x) => (x.exp_cmd_sn, x.max_cmd_sn),
+        Header::Reject(x) => (x.exp_cmd_sn, x.max_cmd_sn),
+        Header::DataIn(x) => (x.exp_cmd_sn, x.max_cmd_sn),
+        Header::NopIn(x) => (x.exp_cmd_sn, x.max_cmd_sn),
+        Header::R2t(x) => (x.exp_cmd_sn, x.max_cmd_sn),
+        _ => return None,
+    })
+}
+
+impl ConnChecker {
+    pub fn new() -> ConnChecker {
+        ConnChecker::default()
+    }
+
+    /// A PDU the initiator sent. Returns the broken rule, if any.
+    pub fn initiator_pdu(&mut self, h: &Header, data_len: u32) -> Result<(), String> {
+        let (cmd_sn, immediate, itt, kind) = match h {
+            Header::LoginRequest(x) => {
+                self.next_cmd_sn = Some(x.cmd_sn);
+                return Ok(());
+            }
+            Header::DataOut(x) => return self.data_out(x, data_len),
+            Header::SnackRequest(_) => return Ok(()),
+            Header::ScsiCommand(x) => (
+                x.cmd_sn,
+                x.immediate,
+                x.itt,
+                Some(Kind::Scsi {
+                    lun: x.lun,
+                    expected_in: x.bidi_read_length.unwrap_or(if x.read {
+                        x.expected_data_transfer_length
+                    } else {
+                        0
+                    }),
+                    edtl: x.expected_data_transfer_length,
+                    write: x.write,
+                }),
+            ),
+            Header::NopOut(x) => (
+                x.cmd_sn,
+                x.immediate,
+                x.itt,
+                (x.itt != RESERVED_TAG).then_some(Kind::Nop),
+            ),
+            Header::TaskMgmtRequest(x) => (
+                x.cmd_sn,
+                x.immediate,
+                x.itt,
+                Some(Kind::Tmf {
+                    function: x.function & 0x7f,
+                    referenced: x.referenced_task_tag,
+                    lun: x.lun,
+                }),
+            ),
+            Header::TextRequest(x) => (x.cmd_sn, x.immediate, x.itt, Some(Kind::Text)),
+            Header::LogoutRequest(x) => (x.cmd_sn, x.immediate, x.itt, Some(Kind::Logout)),
+            _ => return Err(format!("initiator sent {}", h.opcode().name())),
+        };
+        if let Some(expected) = self.next_cmd_sn {
+            if cmd_sn != expected {
+                return Err(format!(
+                    "{} CmdSN {cmd_sn} but the next CmdSN is {expected} (RFC 7143 §4.2.2.1)",
+                    h.opcode().name()
+                ));
+            }
+            if !immediate {
+                if let Some(max) = self.max_cmd_sn {
+                    if serial::gt(cmd_sn, max) {
+                        return Err(format!(
+                            "{} CmdSN {cmd_sn} beyond MaxCmdSN {max} (RFC 7143 §4.2.2.1)",
+                            h.opcode().name()
+                        ));
+                    }
+                }
+                self.next_cmd_sn = Some(expected.wrapping_add(1));
+            }
+        }
+        let Some(kind) = kind else {
+            return Ok(());
+        };
+        if let Some(old) = self.tasks.get(&itt) {
+            let continuation = matches!((&old.kind, &kind), (Kind::Text, Kind::Text));
+            if !continuation {
+                return Err(format!(
+                    "{} reuses ITT {itt:#x} of an outstanding task (RFC 7143 §4.2.1)",
+                    h.opcode().name()
+                ));
+            }
+            return Ok(());
+        }
+        self.tasks.insert(
+            itt,
+            Outstanding {
+                kind,
+                data_in_sn: 0,
+                data_in_offset: 0,
+                r2t_sn: 0,
+                data_out_sn: BTreeMap::new(),
+            },
+        );
+        Ok(())
+    }
+
+    fn data_out(&mut self, x: &iscsi_engine::pdu::DataOut, len: u32) -> Result<(), String> {
+        // Data-Out for a task the target already ended (an abort raced
+        // with it) is harmless: the target drops it.
+        let Some(task) = self.tasks.get_mut(&x.itt) else {
+            return Ok(());
+        };
+        let Kind::Scsi { edtl, write, .. } = task.kind else {
+            return Err(format!("Data-Out for non-SCSI task {:#x}", x.itt));
+        };
+        if !write {
+            return Err(format!("Data-Out for task {:#x} without the W bit", x.itt));
+        }
+        let next = task.data_out_sn.entry(x.ttt).or_insert(0);
+        if x.data_sn != *next {
+            return Err(format!(
+                "Data-Out DataSN {} for ITT {:#x} TTT {:#x}, expected {} (RFC 7143 §11.7.5)",
+                x.data_sn, x.itt, x.ttt, next
+            ));
+        }
+        *next += 1;
+        if x.final_ {
+            task.data_out_sn.remove(&x.ttt);
+        }
+        if u64::from(x.buffer_offset) + u64::from(len) > u64::from(edtl) {
+            return Err(format!(
+                "Data-Out {}+{} beyond the Expected Data Transfer Length {edtl}",
+                x.buffer_offset, len
+            ));
+        }
+        Ok(())
+    }
+
+    /// A PDU the target sent. `Ok(Some(_))` asks the caller to end tasks
+    /// on the target's other connections.
+    pub fn target_pdu(&mut self, h: &Header, data: &[u8]) -> Result<Option<Clearing>, String> {
+        let name = h.opcode().name();
+        if let (Some(bearing), Some(stat_sn)) = (scsi_status_bearing(h), stat_sn_of(h)) {
+            match (self.next_stat_sn, h) {
+                (None, Header::LoginResponse(_)) => {}
+                (None, _) => {}
+                (Some(expected), _) if stat_sn != expected => {
+                    return Err(format!(
+                        "{name} StatSN {stat_sn}, expected {expected} (RFC 7143 §4.2.2.2)"
+                    ));
+                }
+                _ => {}
+            }
+            self.next_stat_sn = Some(if bearing {
+                stat_sn.wrapping_add(1)
+            } else {
+                stat_sn
+            });
+        }
+        if let Some((exp, max)) = window_of(h) {
+            if let Some(old) = self.exp_cmd_sn {
+                if serial::lt(exp, old) {
+                    return Err(format!(
+                        "{name} ExpCmdSN went back from {old} to {exp} (RFC 7143 §4.2.2.1)"
+                    ));
+                }
+            }
+            if serial::lt(max, exp.wrapping_sub(1)) {
+                return Err(format!(
+                    "{name} MaxCmdSN {max} below ExpCmdSN {exp} - 1 (RFC 7143 §4.2.2.1)"
+                ));
+            }
+            self.exp_cmd_sn = Some(exp);
+            if self.max_cmd_sn.is_none_or(|m| serial::gt(max, m)) {
+                self.max_cmd_sn = Some(max);
+            }
+        }
+        match h {
+            Header::DataIn(x) => {
+                let Some(task) = self.tasks.get_mut(&x.itt) else {
+                    return Err(format!("Data-In for ITT {:#x}, no such task", x.itt));
+                };
+                let Kind::Scsi { expected_in, .. } = task.kind else {
+                    return Err(format!("Data-In for non-SCSI task {:#x}", x.itt));
+                };
+                if x.data_sn != task.data_in_sn {
+                    return Err(format!(
+                        "Data-In DataSN {} for ITT {:#x}, expected {} (RFC 7143 §11.7.5)",
+                        x.data_sn, x.itt, task.data_in_sn
+                    ));
+                }
+                if x.buffer_offset != task.data_in_offset {
+                    return Err(format!(
+                        "Data-In offset {} for ITT {:#x}, expected {}",
+                        x.buffer_offset, x.itt, task.data_in_offset
+                    ));
+                }
+                let len = data.len() as u32;
+                if u64::from(x.buffer_offset) + u64::from(len) > u64::from(expected_in) {
+                    return Err(format!(
+                        "Data-In {}+{len} beyond the expected length {expected_in}",
+                        x.buffer_offset
+                    ));
+                }
+                task.data_in_sn += 1;
+                task.data_in_offset += len;
+                if x.status_present {
+                    self.tasks.remove(&x.itt);
+                }
+            }
+            Header::R2t(x) => {
+                let Some(task) = self.tasks.get_mut(&x.itt) else {
+                    return Err(format!("R2T for ITT {:#x}, no such task", x.itt));
+                };
+                let Kind::Scsi { edtl, write, .. } = task.kind else {
+                    return Err(format!("R2T for non-SCSI task {:#x}", x.itt));
+                };
+                if !write {
+                    return Err(format!("R2T for read task {:#x}", x.itt));
+                }
+                if x.r2t_sn != task.r2t_sn {
+                    return Err(format!(
+                        "R2TSN {} for ITT {:#x}, expected {} (RFC 7143 §11.8.2)",
+                        x.r2t_sn, x.itt, task.r2t_sn
+                    ));
+                }
+                task.r2t_sn += 1;
+                let end = u64::from(x.buffer_offset) + u64::from(x.desired_data_transfer_length);
+                if end > u64::from(edtl) || x.desired_data_transfer_length == 0 {
+                    return Err(format!(
+                        "R2T asks for {}+{} of a {edtl}-byte transfer",
+                        x.buffer_offset, x.desired_data_transfer_length
+                    ));
+                }
+            }
+            Header::ScsiResponse(x) => {
+                if self.tasks.remove(&x.itt).is_none() {
+                    return Err(format!("SCSI Response for ITT {:#x}, no such task", x.itt));
+                }
+            }
+            Header::NopIn(x) if x.itt != RESERVED_TAG => {
+                if self.tasks.remove(&x.itt).is_none() {
+                    return Err(format!("NOP-In for ITT {:#x}, no such ping", x.itt));
+                }
+            }
+            Header::TextResponse(x) => {
+                if !self.tasks.contains_key(&x.itt) {
+                    return Err(format!("Text Response for ITT {:#x}, no such task", x.itt));
+                }
+                if x.final_ {
+                    self.tasks.remove(&x.itt);
+                }
+            }
+            Header::LogoutResponse(x) => {
+                if self.tasks.remove(&x.itt).is_none() {
+                    return Err(format!(
+                        "Logout Response for ITT {:#x}, no such task",
+                        x.itt
+                    ));
+                }
+            }
+            Header::Reject(_) => {
+                // The rejected PDU's BHS is the data segment (§11.17.1);
+                // a rejected request ends.
+                if data.len() >= 20 && data[0] & 0x3f != 0x05 {
+                    let itt = u32::from_be_bytes([data[16], data[17], data[18], data[19]]);
+                    self.tasks.remove(&itt);
+                }
+            }
+            Header::TaskMgmtResponse(x) => {
+                let Some(task) = self.tasks.remove(&x.itt) else {
+                    return Err(format!("TMF Response for ITT {:#x}, no such task", x.itt));
+                };
+                let Kind::Tmf {
+                    function,
+                    referenced,
+                    lun,
+                } = task.kind
+                else {
+                    return Err(format!("TMF Response for non-TMF task {:#x}", x.itt));
+                };
+                let complete = x.response == tmf_response::FUNCTION_COMPLETE;
+                match TmfFunction::from_u8(function) {
+                    Some(TmfFunction::AbortTask)
+                        if complete || x.response == tmf_response::TASK_DOES_NOT_EXIST =>
+                    {
+                        self.tasks.remove(&referenced);
+                    }
+                    Some(TmfFunction::AbortTaskSet) if complete => self.clear(Clearing::Lun(lun)),
+                    Some(TmfFunction::ClearTaskSet | TmfFunction::LogicalUnitReset) if complete => {
+                        return Ok(Some(Clearing::Lun(lun)));
+                    }
+                    Some(TmfFunction::TargetWarmReset | TmfFunction::TargetColdReset)
+                        if complete =>
+                    {
+                        return Ok(Some(Clearing::All));
+                    }
+                    _ => {}
+                }
+            }
+            _ => {}
+        }
+        Ok(None)
+    }
+
+    /// Ends the SCSI tasks a task management function cleared.
+    pub fn clear(&mut self, what: Clearing) {
+        self.tasks.retain(|_, t| match (&t.kind, what) {
+            (Kind::Scsi { .. }, Clearing::All) => false,
+            (Kind::Scsi { lun, .. }, Clearing::Lun(l)) => *lun != l,
+            _ => true,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iscsi_engine::pdu::{DataIn, LoginResponse, ScsiCommand, ScsiResponse, Stage};
+
+    fn login(stat_sn: u32) -> Header {
+        Header::LoginResponse(LoginResponse {
+            transit: true,
+            nsg: Stage::FullFeaturePhase,
+            stat_sn,
+            exp_cmd_sn: 1,
+            max_cmd_sn: 8,
+            ..LoginResponse::default()
+        })
+    }
+
+    fn read(itt: u32, cmd_sn: u32) -> Header {
+        Header::ScsiCommand(ScsiCommand {
+            final_: true,
+            read: true,
+            itt,
+            cmd_sn,
+            expected_data_transfer_length: 1024,
+            ..ScsiCommand::default()
+        })
+    }
+
+    #[test]
+    fn a_repeated_stat_sn_is_caught() {
+        let mut c = ConnChecker::new();
+        c.target_pdu(&login(10), &[]).unwrap();
+        c.initiator_pdu(&read(1, 1), 0).unwrap();
+        let data_in = Header::DataIn(DataIn {
+            itt: 1,
+            status_present: true,
+            final_: true,
+            stat_sn: 11,
+            exp_cmd_sn: 2,
+            max_cmd_sn: 9,
+            ..DataIn::default()
+        });
+        c.target_pdu(&data_in, &[0u8; 1024]).unwrap();
+        c.initiator_pdu(&read(2, 2), 0).unwrap();
+        let rsp = Header::ScsiResponse(ScsiResponse {
+            itt: 2,
+            stat_sn: 11,
+            exp_cmd_sn: 3,
+            max_cmd_sn: 10,
+            ..ScsiResponse::default()
+        });
+        let err = c.target_pdu(&rsp, &[]).unwrap_err();
+        assert!(err.contains("StatSN 11, expected 12"), "{err}");
+    }
+
+    #[test]
+    fn itt_reuse_and_cmd_sn_gaps_are_caught() {
+        let mut c = ConnChecker::new();
+        c.target_pdu(&login(1), &[]).unwrap();
+        c.initiator_pdu(
+            &Header::LoginRequest(iscsi_engine::pdu::LoginRequest {
+                cmd_sn: 1,
+                ..Default::default()
+            }),
+            0,
+        )
+        .unwrap();
+        c.initiator_pdu(&read(5, 1), 0).unwrap();
+        assert!(
+            c.initiator_pdu(&read(5, 2), 0)
+                .unwrap_err()
+                .contains("reuses")
+        );
+        let mut c = ConnChecker::new();
+        c.initiator_pdu(
+            &Header::LoginRequest(iscsi_engine::pdu::LoginRequest {
+                cmd_sn: 1,
+                ..Default::default()
+            }),
+            0,
+        )
+        .unwrap();
+        c.initiator_pdu(&read(1, 1), 0).unwrap();
+        assert!(
+            c.initiator_pdu(&read(2, 3), 0)
+                .unwrap_err()
+                .contains("CmdSN 3")
+        );
+    }
+
+    #[test]
+    fn a_data_sn_gap_is_caught() {
+        let mut c = ConnChecker::new();
+        c.initiator_pdu(&read(1, 1), 0).unwrap();
+        let d = |sn, off| {
+            Header::DataIn(DataIn {
+                itt: 1,
+                data_sn: sn,
+                buffer_offset: off,
+                ..DataIn::default()
+            })
+        };
+        c.target_pdu(&d(0, 0), &[0u8; 256]).unwrap();
+        let err = c.target_pdu(&d(2, 256), &[0u8; 256]).unwrap_err();
+        assert!(err.contains("DataSN 2"), "{err}");
+    }
+}
