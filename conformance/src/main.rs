@@ -26,6 +26,35 @@ enum Command {
     /// Conformance suites against real peers.
     #[command(subcommand)]
     Conformance(ConformanceCommand),
+    /// Real peers in a QEMU guest: Linux open-iscsi and LIO.
+    #[command(subcommand)]
+    Interop(InteropCommand),
+}
+
+#[derive(Subcommand)]
+enum InteropCommand {
+    /// Linux open-iscsi in a QEMU guest against our target (or tgtd): the
+    /// tgtadm + iscsiadm workflow, ext4, digests, CHAP, ACLs, recovery.
+    OpenIscsi(OpenIscsiArgs),
+}
+
+#[derive(Args)]
+struct OpenIscsiArgs {
+    /// The target to test: ours (this binary) or tgtd.
+    #[arg(long, default_value = "ours", value_parser = ["ours", "tgtd"])]
+    target: String,
+    /// Run only these steps (comma-separated; see --list).
+    #[arg(long, value_delimiter = ',')]
+    steps: Vec<String>,
+    /// List the steps and exit.
+    #[arg(long)]
+    list: bool,
+    /// Echo the guest's console.
+    #[arg(long)]
+    echo: bool,
+    /// Write the results as JUnit XML.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
 }
 
 #[derive(Subcommand)]
@@ -120,6 +149,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Target(args) => target(args),
         Command::Conformance(ConformanceCommand::Target(args)) => conformance_target(args),
+        Command::Interop(InteropCommand::OpenIscsi(args)) => interop_open_iscsi(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -253,4 +283,28 @@ fn conformance_target(args: ConformanceTargetArgs) -> Result<(), Failure> {
         )));
     }
     Ok(())
+}
+
+fn interop_open_iscsi(args: OpenIscsiArgs) -> Result<(), Failure> {
+    use iscsi_conformance::interop::open_iscsi::{self, Options, STEPS, TargetKind};
+    if args.list {
+        for step in STEPS {
+            println!("{:<20} {}", step.name, step.about);
+        }
+        return Ok(());
+    }
+    let target = if args.target == "tgtd" {
+        TargetKind::Tgtd
+    } else {
+        let binary = std::env::current_exe().map_err(|e| Failure::run(format!("cannot find this binary: {e}")))?;
+        TargetKind::Harness { binary }
+    };
+    let mut options = Options::new(target);
+    options.only = args.steps;
+    options.echo_console = args.echo;
+    options.progress = true;
+    options.junit = args.junit;
+    let report = open_iscsi::run(&options).map_err(|e| Failure::run(e.to_string()))?;
+    println!("{report}");
+    if report.success() { Ok(()) } else { Err(Failure::run(report.summary())) }
 }

@@ -1,7 +1,7 @@
 //! The open-iscsi suite (Linux's initiator in a QEMU guest) against a target
-//! on the host: tgtd by default; ours (`iscsi-harness target`) with
-//! `ISCSI_HARNESS_INTEROP_TARGET=ours` (the binary is this package's, or
-//! `ISCSI_HARNESS_BIN`).
+//! on the host: ours (`iscsi-harness target`, this package's binary or
+//! `ISCSI_HARNESS_BIN`) by default; tgtd, the reference the suite was
+//! proven against, with `ISCSI_HARNESS_INTEROP_TARGET=tgtd`.
 //!
 //! Skips, saying why, when QEMU, tgtd or the tools that build the guest are
 //! missing — unless `ISCSI_HARNESS_REQUIRE_PEERS=1`, which turns that into a
@@ -27,12 +27,12 @@ const TGTD_NEEDS: &[(&str, &str)] = &[("tgtd", "tgt"), ("tgtadm", "tgt")];
 
 fn target() -> TargetKind {
     match std::env::var("ISCSI_HARNESS_INTEROP_TARGET").as_deref() {
-        Ok("ours") => TargetKind::Harness {
+        Ok("tgtd") => TargetKind::Tgtd,
+        _ => TargetKind::Harness {
             binary: std::env::var_os("ISCSI_HARNESS_BIN")
                 .map(PathBuf::from)
                 .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_iscsi-harness"))),
         },
-        _ => TargetKind::Tgtd,
     }
 }
 

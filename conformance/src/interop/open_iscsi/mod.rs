@@ -129,7 +129,7 @@ pub const STEPS: &[StepDef] = &[
     },
     StepDef {
         name: "portal-unreachable",
-        about: "with the target down iscsiadm reports an error; after it starts, discovery and login work",
+        about: "with the route down (No route to host), then the target down, iscsiadm reports the error; once back, discovery and login work",
         budget_secs: 200,
     },
 ];

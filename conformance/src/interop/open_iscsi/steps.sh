@@ -174,10 +174,17 @@ step_target_restart() {
     logout
 }
 
-# 7. the portal is unreachable while the target is down: iscsiadm's error is
-# reported; once the target is back, discovery and login succeed.
+# 7. the portal is unreachable: first the route to it is down (the
+# walkthrough's firewall case, "No route to host"), then the target itself
+# is down; iscsiadm's error is reported each time, and once both are back
+# discovery and login succeed.
 step_portal_unreachable() {
     host target base || return 1
+    ip route add unreachable "${PORTAL%:*}/32" || { fail "cannot add an unreachable route"; return 1; }
+    T=60 must_refuse "discovery while the route is down" "no route to host" \
+        iscsiadm -m discovery -t st -p "$PORTAL"
+    ip route del unreachable "${PORTAL%:*}/32"
+    [ -n "$FAILED" ] && return 1
     host stop-target || return 1
     T=120 must_refuse "discovery while the target is down" "connect|connection|closed|refused|failed|error" \
         iscsiadm -m discovery -t st -p "$PORTAL"
