@@ -373,6 +373,120 @@ fn pdu_layout_snack_async_and_reject() {
     );
 }
 
+#[test]
+fn pdu_layout_remaining_opcodes() {
+    let nop_out = hex("40 80 00 00  00 00 00 00  00 01 00 00  00 00 00 00
+                       00 00 00 10  ff ff ff ff  00 00 00 05  00 00 00 06
+                       00 00 00 00  00 00 00 00  00 00 00 00  00 00 00 00");
+    check_layout(
+        &nop_out,
+        Pdu::bare(Header::NopOut(NopOut {
+            immediate: true,
+            lun: Lun::from_index(1),
+            itt: 0x10,
+            ttt: RESERVED_TAG,
+            cmd_sn: 5,
+            exp_stat_sn: 6,
+        })),
+    );
+    let mut text_request = hex("44 80 00 00  00 00 00 10  00 00 00 00  00 00 00 00
+                                00 00 00 20  ff ff ff ff  00 00 00 07  00 00 00 08
+                                00 00 00 00  00 00 00 00  00 00 00 00  00 00 00 00");
+    text_request.extend_from_slice(b"SendTargets=All\0");
+    check_layout(
+        &text_request,
+        Pdu::new(
+            Header::TextRequest(TextRequest {
+                immediate: true,
+                final_: true,
+                continue_: false,
+                lun: Lun(0),
+                itt: 0x20,
+                ttt: RESERVED_TAG,
+                cmd_sn: 7,
+                exp_stat_sn: 8,
+            }),
+            Bytes::from_static(b"SendTargets=All\0"),
+        ),
+    );
+    let data_out = hex("05 80 00 00  00 00 00 04  00 01 00 00  00 00 00 00
+                        00 00 00 10  00 00 00 77  00 00 00 00  00 00 00 09
+                        00 00 00 00  00 00 00 01  00 00 20 00  00 00 00 00
+                        01 02 03 04");
+    check_layout(
+        &data_out,
+        Pdu::new(
+            Header::DataOut(DataOut {
+                final_: true,
+                lun: Lun::from_index(1),
+                itt: 0x10,
+                ttt: 0x77,
+                exp_stat_sn: 9,
+                data_sn: 1,
+                buffer_offset: 0x2000,
+            }),
+            Bytes::from_static(&[1, 2, 3, 4]),
+        ),
+    );
+    let logout = hex("46 81 00 00  00 00 00 00  00 00 00 00  00 00 00 00
+                      00 00 00 30  00 03 00 00  00 00 00 0a  00 00 00 0b
+                      00 00 00 00  00 00 00 00  00 00 00 00  00 00 00 00");
+    check_layout(
+        &logout,
+        Pdu::bare(Header::LogoutRequest(LogoutRequest {
+            immediate: true,
+            reason: LogoutReason::CloseConnection as u8,
+            itt: 0x30,
+            cid: 3,
+            cmd_sn: 10,
+            exp_stat_sn: 11,
+        })),
+    );
+    let nop_in = hex("20 80 00 00  00 00 00 00  00 00 00 00  00 00 00 00
+                      ff ff ff ff  00 00 00 55  00 00 00 20  00 00 00 21
+                      00 00 00 30  00 00 00 00  00 00 00 00  00 00 00 00");
+    check_layout(
+        &nop_in,
+        Pdu::bare(Header::NopIn(NopIn {
+            lun: Lun(0),
+            itt: RESERVED_TAG,
+            ttt: 0x55,
+            stat_sn: 0x20,
+            exp_cmd_sn: 0x21,
+            max_cmd_sn: 0x30,
+        })),
+    );
+    let tmf_resp = hex("22 80 05 00  00 00 00 00  00 00 00 00  00 00 00 00
+                            00 00 00 11  00 00 00 00  00 00 00 20  00 00 00 21
+                            00 00 00 30  00 00 00 00  00 00 00 00  00 00 00 00");
+    check_layout(
+        &tmf_resp,
+        Pdu::bare(Header::TaskMgmtResponse(TaskMgmtResponse {
+            response: tmf_response::FUNCTION_NOT_SUPPORTED,
+            itt: 0x11,
+            stat_sn: 0x20,
+            exp_cmd_sn: 0x21,
+            max_cmd_sn: 0x30,
+        })),
+    );
+    let text_response = hex("24 40 00 00  00 00 00 00  00 02 00 00  00 00 00 00
+                             00 00 00 20  00 00 00 99  00 00 00 20  00 00 00 21
+                             00 00 00 30  00 00 00 00  00 00 00 00  00 00 00 00");
+    check_layout(
+        &text_response,
+        Pdu::bare(Header::TextResponse(TextResponse {
+            final_: false,
+            continue_: true,
+            lun: Lun::from_index(2),
+            itt: 0x20,
+            ttt: 0x99,
+            stat_sn: 0x20,
+            exp_cmd_sn: 0x21,
+            max_cmd_sn: 0x30,
+        })),
+    );
+}
+
 /// Reserved bits and fields are ignored on receipt (§11.2.1): NOP-Out with
 /// every reserved bit set decodes like the clean one.
 #[test]

@@ -74,7 +74,7 @@ static COMMANDS: &[CommandInfo] = &[
         None,
         "TEST UNIT READY",
         &[0x00, 0, 0, 0, 0, 0x07],
-        MEDIUM,
+        MEDIUM | EXEMPT,
         Handler::Lu(spc::test_unit_ready)
     ),
     cmd!(
@@ -260,7 +260,7 @@ static COMMANDS: &[CommandInfo] = &[
         &[
             0xa3, 0x0c, 0x87, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0, 0x07
         ],
-        NO_UA | EXEMPT,
+        EXEMPT,
         Handler::Lu(spc::report_supported_opcodes)
     ),
     cmd!(
