@@ -524,6 +524,13 @@ impl Session {
         TaskId(itt)
     }
 
+    /// Ends the session at once, without a logout (e.g. its owner went
+    /// away): every outstanding request fails with
+    /// [`InitiatorError::Closed`].
+    pub fn abort(&mut self) {
+        self.close_with(Err(InitiatorError::Closed));
+    }
+
     // ---- output -------------------------------------------------------
 
     /// The next PDU to write on `conn`, with ExpStatSN filled in (§4.2.2.2:

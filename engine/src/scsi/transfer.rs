@@ -25,8 +25,14 @@ mod tests {
 
     #[test]
     fn writes_and_parameter_lists() {
-        assert_eq!(data_out_length(&[0x2a, 0, 0, 0, 0, 0, 0, 0, 2, 0], 512), Some(1024));
-        assert_eq!(data_out_length(&[0x0a, 0, 0, 0, 0, 0], 512), Some(256 * 512));
+        assert_eq!(
+            data_out_length(&[0x2a, 0, 0, 0, 0, 0, 0, 0, 2, 0], 512),
+            Some(1024)
+        );
+        assert_eq!(
+            data_out_length(&[0x0a, 0, 0, 0, 0, 0], 512),
+            Some(256 * 512)
+        );
         let mut w16 = [0u8; 16];
         w16[0] = 0x8a;
         w16[13] = 8;
@@ -35,10 +41,22 @@ mod tests {
         caw[0] = 0x89;
         caw[13] = 1;
         assert_eq!(data_out_length(&caw, 512), Some(1024));
-        assert_eq!(data_out_length(&[0x41, 0, 0, 0, 0, 0, 0, 0, 9, 0], 512), Some(512));
-        assert_eq!(data_out_length(&[0x28, 0, 0, 0, 0, 0, 0, 0, 2, 0], 512), None);
-        assert_eq!(data_out_length(&[0x2f, 0, 0, 0, 0, 0, 0, 0, 2, 0], 512), None);
-        assert_eq!(data_out_length(&[0x2f, 0x02, 0, 0, 0, 0, 0, 0, 2, 0], 512), Some(1024));
+        assert_eq!(
+            data_out_length(&[0x41, 0, 0, 0, 0, 0, 0, 0, 9, 0], 512),
+            Some(512)
+        );
+        assert_eq!(
+            data_out_length(&[0x28, 0, 0, 0, 0, 0, 0, 0, 2, 0], 512),
+            None
+        );
+        assert_eq!(
+            data_out_length(&[0x2f, 0, 0, 0, 0, 0, 0, 0, 2, 0], 512),
+            None
+        );
+        assert_eq!(
+            data_out_length(&[0x2f, 0x02, 0, 0, 0, 0, 0, 0, 2, 0], 512),
+            Some(1024)
+        );
         assert_eq!(data_out_length(&[0x15, 0x10, 0, 0, 24, 0], 512), Some(24));
     }
 }

@@ -989,7 +989,7 @@ impl Endpoint {
                             outcome.connection.max_recv_data_segment_length;
                         conn.pending_digests = Some(negotiated);
                         conn.max_xmit = outcome.connection.max_xmit_data_segment_length;
-                    conn.negotiator = Some(outcome.negotiator.clone());
+                        conn.negotiator = Some(outcome.negotiator.clone());
                         info!(%id, tsih, initiator = %outcome.initiator_name, kind = ?outcome.session_type, "login complete");
                         self.queue(id, response);
                     }

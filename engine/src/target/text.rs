@@ -8,7 +8,9 @@ use super::ConnId;
 use super::connection::TextContinuation;
 use super::endpoint::Endpoint;
 use crate::pdu::{Header, Lun, Pdu, RESERVED_TAG, TextResponse, reject_reason};
-use crate::text::discovery::{SendTargetsRequest, TargetAddress, TargetRecord, encode_send_targets};
+use crate::text::discovery::{
+    SendTargetsRequest, TargetAddress, TargetRecord, encode_send_targets,
+};
 use crate::text::{decode_pairs, encode_pairs};
 
 /// The most text an initiator may send in one request, across PDUs.
@@ -58,7 +60,9 @@ impl Endpoint {
             self.reject(id, reject_reason::PROTOCOL_ERROR, &pdu);
             return;
         };
-        let Some(negotiator) = self.conns.get_mut(&id).and_then(|c| c.negotiator.as_mut()) else { return };
+        let Some(negotiator) = self.conns.get_mut(&id).and_then(|c| c.negotiator.as_mut()) else {
+            return;
+        };
         negotiator.begin_exchange();
         let mut reply = match negotiator.handle(&pairs) {
             Ok(answers) => answers,
@@ -120,7 +124,9 @@ impl Endpoint {
     /// SendTargets (Appendix C): the targets this initiator may access,
     /// each with the portals it is reachable at.
     fn send_targets(&self, id: ConnId, tsih: u16, value: &str, reply: &mut Vec<(String, String)>) {
-        let (Some(conn), Some(session)) = (self.conns.get(&id), self.sessions.get(&tsih)) else { return };
+        let (Some(conn), Some(session)) = (self.conns.get(&id), self.sessions.get(&tsih)) else {
+            return;
+        };
         let Some(request) = SendTargetsRequest::parse(value, session.kind) else {
             reply.push(("SendTargets".into(), "Reject".into()));
             return;
@@ -128,14 +134,21 @@ impl Endpoint {
         let wanted = |name: &str| match &request {
             SendTargetsRequest::All => true,
             SendTargetsRequest::Target(t) => t.eq_ignore_ascii_case(name),
-            SendTargetsRequest::Session => session.target.as_deref().is_some_and(|t| t.eq_ignore_ascii_case(name)),
+            SendTargetsRequest::Session => session
+                .target
+                .as_deref()
+                .is_some_and(|t| t.eq_ignore_ascii_case(name)),
         };
         let records: Vec<TargetRecord> = self
             .config
             .targets
             .iter()
             .filter(|t| wanted(&t.node.name))
-            .filter(|t| t.acl.iter().any(|a| a.allows(&session.initiator_name, conn.peer)))
+            .filter(|t| {
+                t.acl
+                    .iter()
+                    .any(|a| a.allows(&session.initiator_name, conn.peer))
+            })
             .map(|t| {
                 let tpgt = t.node.portal_group_tag;
                 let addresses = if self.config.portals.is_empty() {
@@ -145,10 +158,16 @@ impl Endpoint {
                         .portals
                         .iter()
                         .filter_map(|p| TargetAddress::parse(p).ok())
-                        .map(|a| TargetAddress { portal_group_tag: Some(tpgt), ..a })
+                        .map(|a| TargetAddress {
+                            portal_group_tag: Some(tpgt),
+                            ..a
+                        })
                         .collect()
                 };
-                TargetRecord { name: t.node.name.clone(), addresses }
+                TargetRecord {
+                    name: t.node.name.clone(),
+                    addresses,
+                }
             })
             .collect();
         reply.extend(encode_send_targets(&records));
