@@ -11,7 +11,9 @@ use crate::report::{Case, Outcome, Report};
 /// Why the suite could not be run or read.
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
-    #[error("iscsi-test-cu not found: install Debian's libiscsi-bin (apt-get install libiscsi-bin)")]
+    #[error(
+        "iscsi-test-cu not found: install Debian's libiscsi-bin (apt-get install libiscsi-bin)"
+    )]
     NotInstalled,
     #[error("iscsi-test-cu could not be started: {0}")]
     Spawn(std::io::Error),
@@ -88,7 +90,9 @@ pub fn run(options: &SuiteOptions) -> Result<SuiteRun, SuiteError> {
         cmd.arg("-i").arg(a).arg("-I").arg(b);
     }
     cmd.arg("-t").arg(&options.tests).args(&options.urls);
-    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let child = cmd.spawn().map_err(SuiteError::Spawn)?;
     let output = wait_bounded(child, options.timeout)?;
     parse(&output)
@@ -151,7 +155,12 @@ pub fn parse(output: &str) -> Result<SuiteRun, SuiteError> {
         if let Some(rest) = trimmed.strip_prefix("Test: ") {
             finish(&mut report, current.take());
             let (name, tail) = rest.split_once(" ...").unwrap_or((rest, ""));
-            current = Some(Case { suite: suite.clone(), name: name.to_string(), outcome: Outcome::Passed, message: String::new() });
+            current = Some(Case {
+                suite: suite.clone(),
+                name: name.to_string(),
+                outcome: Outcome::Passed,
+                message: String::new(),
+            });
             absorb(current.as_mut().expect("set"), tail, &mut skipped_lines);
             continue;
         }
@@ -160,7 +169,10 @@ pub fn parse(output: &str) -> Result<SuiteRun, SuiteError> {
             continue;
         }
         if let Some(rest) = trimmed.strip_prefix("tests") {
-            let numbers: Vec<u32> = rest.split_whitespace().filter_map(|w| w.parse().ok()).collect();
+            let numbers: Vec<u32> = rest
+                .split_whitespace()
+                .filter_map(|w| w.parse().ok())
+                .collect();
             if numbers.len() >= 4 {
                 totals = Some((numbers[1], numbers[3]));
             }
@@ -177,7 +189,13 @@ pub fn parse(output: &str) -> Result<SuiteRun, SuiteError> {
         let tail: Vec<&str> = output.lines().rev().take(3).collect();
         SuiteError::NoSummary(tail.into_iter().rev().collect::<Vec<_>>().join(" | "))
     })?;
-    Ok(SuiteRun { report, ran, failed, skipped_lines, output: output.to_string() })
+    Ok(SuiteRun {
+        report,
+        ran,
+        failed,
+        skipped_lines,
+        output: output.to_string(),
+    })
 }
 
 /// Folds one line of a test's output into its case.
@@ -229,15 +247,27 @@ Run Summary:    Type  Total    Ran Passed Failed Inactive
         assert_eq!((run.ran, run.failed, run.skipped_lines), (3, 1, 1));
         let c = &run.report.cases;
         assert_eq!(c.len(), 3);
-        assert_eq!((c[0].name.as_str(), c[0].outcome), ("Simple", Outcome::Passed));
-        assert_eq!((c[1].name.as_str(), c[1].outcome), ("BeyondEol", Outcome::Failed));
+        assert_eq!(
+            (c[0].name.as_str(), c[0].outcome),
+            ("Simple", Outcome::Passed)
+        );
+        assert_eq!(
+            (c[1].name.as_str(), c[1].outcome),
+            ("BeyondEol", Outcome::Failed)
+        );
         assert!(c[1].message.contains("CU_ASSERT_EQUAL"));
-        assert_eq!((c[2].name.as_str(), c[2].outcome), ("UnmapSingle", Outcome::Skipped));
+        assert_eq!(
+            (c[2].name.as_str(), c[2].outcome),
+            ("UnmapSingle", Outcome::Skipped)
+        );
         assert_eq!(run.report.summary(), "2 passed, 1 failed");
     }
 
     #[test]
     fn missing_summary_is_an_error() {
-        assert!(matches!(parse("Suite: X\n  Test: Y ...passed\n"), Err(SuiteError::NoSummary(_))));
+        assert!(matches!(
+            parse("Suite: X\n  Test: Y ...passed\n"),
+            Err(SuiteError::NoSummary(_))
+        ));
     }
 }

@@ -23,6 +23,8 @@ struct Cli {
 enum Command {
     /// Serve iSCSI target nodes on real sockets until SIGINT/SIGTERM.
     Target(TargetArgs),
+    /// Our initiator on real sockets: discover, ls, read, write, perf.
+    Initiator(iscsi_conformance::initiator_cli::InitiatorArgs),
 }
 
 #[derive(Args)]
@@ -89,6 +91,12 @@ fn main() -> ExitCode {
     init_tracing();
     let result = match cli.command {
         Command::Target(args) => target(args),
+        Command::Initiator(args) => {
+            iscsi_conformance::initiator_cli::run(args).map_err(|e| Failure {
+                message: e.message,
+                usage: e.usage,
+            })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -32,7 +32,10 @@ pub struct Report {
 
 impl Report {
     pub fn new(name: impl Into<String>) -> Report {
-        Report { name: name.into(), cases: Vec::new() }
+        Report {
+            name: name.into(),
+            cases: Vec::new(),
+        }
     }
 
     pub fn count(&self, outcome: Outcome) -> usize {
@@ -68,7 +71,10 @@ impl Report {
         suites.dedup();
         for suite in suites {
             let cases: Vec<&Case> = self.cases.iter().filter(|c| c.suite == suite).collect();
-            let failures = cases.iter().filter(|c| c.outcome == Outcome::Failed).count();
+            let failures = cases
+                .iter()
+                .filter(|c| c.outcome == Outcome::Failed)
+                .count();
             let _ = writeln!(
                 xml,
                 "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\">",
@@ -76,7 +82,12 @@ impl Report {
                 cases.len()
             );
             for c in cases {
-                let _ = write!(xml, "    <testcase classname=\"{}\" name=\"{}\"", escape(suite), escape(&c.name));
+                let _ = write!(
+                    xml,
+                    "    <testcase classname=\"{}\" name=\"{}\"",
+                    escape(suite),
+                    escape(&c.name)
+                );
                 match c.outcome {
                     Outcome::Passed => xml.push_str("/>\n"),
                     Outcome::Failed => {
@@ -88,7 +99,11 @@ impl Report {
                         );
                     }
                     Outcome::Skipped => {
-                        let _ = writeln!(xml, ">\n      <skipped message=\"{}\"/>\n    </testcase>", escape(&c.message));
+                        let _ = writeln!(
+                            xml,
+                            ">\n      <skipped message=\"{}\"/>\n    </testcase>",
+                            escape(&c.message)
+                        );
                     }
                 }
             }
@@ -129,9 +144,24 @@ mod tests {
     #[test]
     fn summary_and_junit() {
         let mut r = Report::new("demo");
-        r.cases.push(Case { suite: "A".into(), name: "x".into(), outcome: Outcome::Passed, message: String::new() });
-        r.cases.push(Case { suite: "A".into(), name: "y".into(), outcome: Outcome::Failed, message: "bad <1>".into() });
-        r.cases.push(Case { suite: "B".into(), name: "z".into(), outcome: Outcome::Skipped, message: "n/a".into() });
+        r.cases.push(Case {
+            suite: "A".into(),
+            name: "x".into(),
+            outcome: Outcome::Passed,
+            message: String::new(),
+        });
+        r.cases.push(Case {
+            suite: "A".into(),
+            name: "y".into(),
+            outcome: Outcome::Failed,
+            message: "bad <1>".into(),
+        });
+        r.cases.push(Case {
+            suite: "B".into(),
+            name: "z".into(),
+            outcome: Outcome::Skipped,
+            message: "n/a".into(),
+        });
         assert_eq!(r.summary(), "2 passed, 1 failed");
         let xml = r.to_junit();
         assert!(xml.contains("tests=\"3\" failures=\"1\" skipped=\"1\""));

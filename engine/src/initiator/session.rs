@@ -672,7 +672,7 @@ impl Session {
             timeout: self.config.replacement_timeout,
             last: self.last_failure.take(),
         };
-        warn!(%error, "giving up on the session");
+        info!(%error, "giving up on the session");
         self.abandon_connection();
         self.close_with(Err(error));
     }
@@ -772,7 +772,7 @@ impl Session {
         self.lost_at = None;
         match &result {
             Ok(()) => info!("session closed"),
-            Err(e) => warn!(%e, "session failed"),
+            Err(e) => info!(%e, "session failed"),
         }
         self.closed_reason = Some(error);
         self.events.push_back(Event::Closed(result));

@@ -168,7 +168,43 @@ struct ConnIo {
     tasks: Vec<AbortHandle>,
 }
 
-type Waiter = oneshot::Sender<Result<Completion, InitiatorError>>;
+/// Where a request's result goes.
+enum Waiter {
+    One(oneshot::Sender<Result<Completion, InitiatorError>>),
+    /// A command of [`Session::submit_batch`]: its tag and the channel.
+    Batch(u64, CompletionSender),
+}
+
+impl Waiter {
+    fn send(self, result: Result<Completion, InitiatorError>) {
+        match self {
+            Waiter::One(tx) => {
+                let _ = tx.send(result);
+            }
+            Waiter::Batch(tag, tx) => {
+                let _ = tx.send((tag, scsi(result)));
+            }
+        }
+    }
+}
+
+/// The channel the results of [`Session::submit_batch`] arrive on, each
+/// with the caller's tag.
+pub type CompletionSender =
+    tokio::sync::mpsc::UnboundedSender<(u64, Result<ScsiOutcome, InitiatorError>)>;
+
+/// One command of [`Session::submit_batch`].
+#[derive(Debug, Clone)]
+pub struct BatchCommand {
+    /// The caller's tag, returned with the result.
+    pub tag: u64,
+    pub lun: u16,
+    pub cdb: [u8; 16],
+    /// The CDB's length (6, 10, 12 or 16).
+    pub cdb_len: u8,
+    pub data_out: Bytes,
+    pub expected_in: u32,
+}
 
 struct Core {
     session: proto::Session,
@@ -312,9 +348,29 @@ impl<N: Network> Session<N> {
         let (tx, rx) = oneshot::channel();
         let mut core = self.shared.lock();
         let id = f(&mut core.session, now());
-        core.waiters.insert(id, tx);
+        core.waiters.insert(id, Waiter::One(tx));
         self.shared.pump(&mut core);
         (id, rx)
+    }
+
+    /// Submits many commands under one lock; each result arrives on `sink`
+    /// with its tag. The cheapest way to keep a queue full (the load
+    /// generator uses it): one wake-up per batch of results rather than
+    /// one per command.
+    pub fn submit_batch(
+        &self,
+        commands: impl IntoIterator<Item = BatchCommand>,
+        sink: &CompletionSender,
+    ) {
+        let mut core = self.shared.lock();
+        let now = now();
+        for c in commands {
+            let len = usize::from(c.cdb_len).min(16);
+            let cmd = Command::new(c.lun, &c.cdb[..len], c.data_out, c.expected_in);
+            let id = core.session.command(cmd, now);
+            core.waiters.insert(id, Waiter::Batch(c.tag, sink.clone()));
+        }
+        self.shared.pump(&mut core);
     }
 
     /// Any SCSI command: `data_out` for a write, `expected_in` bytes for a
@@ -730,8 +786,8 @@ impl<N: Network> Shared<N> {
                     }
                 }
                 Event::Completed { task, result } => {
-                    if let Some(tx) = core.waiters.remove(&task) {
-                        let _ = tx.send(result);
+                    if let Some(w) = core.waiters.remove(&task) {
+                        w.send(result);
                     }
                 }
                 Event::ScsiEvent { lun, sense } => {
@@ -742,8 +798,8 @@ impl<N: Network> Shared<N> {
                     if let Some(tx) = core.login.take() {
                         let _ = tx.send(result.and(Err(InitiatorError::Closed)));
                     }
-                    for (_, tx) in std::mem::take(&mut core.waiters) {
-                        let _ = tx.send(Err(InitiatorError::Closed));
+                    for (_, w) in std::mem::take(&mut core.waiters) {
+                        w.send(Err(InitiatorError::Closed));
                     }
                 }
             }
