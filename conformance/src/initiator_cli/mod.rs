@@ -15,7 +15,7 @@ use bytes::Bytes;
 use clap::{Args, Subcommand};
 use iscsi_engine::net::TokioNetwork;
 use iscsi_engine::net::initiator::{
-    Credentials, InitiatorError, Session, SessionConfig, TargetRecord, device_type_name, discover,
+    Credentials, InitiatorError, Session, SessionConfig, TargetRecord, device_type_name,
 };
 
 pub use perf::PerfArgs;
@@ -194,7 +194,14 @@ impl Options {
         portal: SocketAddr,
         target: &str,
     ) -> Result<SessionConfig, CliError> {
-        let mut c = SessionConfig::new(&self.initiator_name, target, portal);
+        self.apply(
+            url,
+            SessionConfig::new(&self.initiator_name, target, portal),
+        )
+    }
+
+    /// Credentials and negotiation preferences from the flags and the URL.
+    fn apply(&self, url: &IscsiUrl, mut c: SessionConfig) -> Result<SessionConfig, CliError> {
         c.chap = self.chap(url)?;
         c.mutual = self
             .mutual_chap
@@ -227,20 +234,17 @@ impl Options {
         Ok((session, lun))
     }
 
+    /// A discovery session's SendTargets=All (RFC 7143 Appendix C).
     async fn discover(
         &self,
         url: &IscsiUrl,
         portal: SocketAddr,
     ) -> Result<Vec<TargetRecord>, CliError> {
-        let chap = self.chap(url)?;
-        Ok(discover(
-            TokioNetwork,
-            portal,
-            &self.initiator_name,
-            chap,
-            self.seed(),
-        )
-        .await?)
+        let config = self.apply(url, SessionConfig::discovery(&self.initiator_name, portal))?;
+        let session = Session::login(TokioNetwork, config, self.seed()).await?;
+        let records = session.send_targets().await?;
+        session.logout().await?;
+        Ok(records)
     }
 }
 
