@@ -149,8 +149,7 @@ fn partition_that_heals(seed: u64) -> Vec<(u64, Duration)> {
         Ok(())
     });
     sim.run().expect("simulation");
-    let v = log.lock().unwrap().clone();
-    v
+    log.lock().unwrap().clone()
 }
 
 #[test]

@@ -46,6 +46,11 @@ pub struct SessionConfig {
     pub max_reconnect_backoff: Duration,
     /// The longest a Logout Response may take.
     pub logout_timeout: Duration,
+    /// A command the target has not answered after this long is aborted
+    /// (ABORT TASK) and fails with [`super::InitiatorError::CommandTimeout`]
+    /// — e.g. one that another initiator's CLEAR TASK SET ended silently.
+    /// The clock starts when the command is sent. `None`: wait forever.
+    pub command_timeout: Option<Duration>,
     /// A command whose connection is lost this many times fails instead of
     /// being retried again.
     pub max_command_retries: u32,
@@ -74,6 +79,7 @@ impl SessionConfig {
             initial_reconnect_backoff: Duration::from_millis(100),
             max_reconnect_backoff: Duration::from_secs(8),
             logout_timeout: Duration::from_secs(10),
+            command_timeout: Some(Duration::from_secs(60)),
             max_command_retries: 16,
             max_redirects: 4,
         }

@@ -51,6 +51,10 @@ pub enum InitiatorError {
     /// The task was aborted by a task management function.
     #[error("task aborted")]
     Aborted,
+    /// The target did not answer the command within the command timeout;
+    /// it was aborted, and whether it took effect is unknown.
+    #[error("command timed out after {0:?}")]
+    CommandTimeout(Duration),
     /// A task management request failed (§11.6.1 response code).
     #[error("task management function failed: response {response}")]
     TaskManagement { response: u8 },

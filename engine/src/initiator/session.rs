@@ -1,7 +1,7 @@
 //! The initiator session: login, the full-feature phase and recovery at
 //! ErrorRecoveryLevel 0 (RFC 7143 §4.2, §6.3, §7, §11).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -97,6 +97,8 @@ pub struct Session {
     max_cmd_sn: u32,
     exp_stat_sn: u32,
     tasks: BTreeMap<Itt, Task>,
+    /// Command timeouts of the commands in flight.
+    deadlines: BTreeSet<(Instant, Itt)>,
     /// Non-immediate requests not yet sent, in submission order.
     waiting: BTreeMap<u64, Itt>,
     /// Immediate requests not yet sent, in submission order.
@@ -153,6 +155,7 @@ impl Session {
             max_cmd_sn: cmd_sn,
             exp_stat_sn: 0,
             tasks: BTreeMap::new(),
+            deadlines: BTreeSet::new(),
             waiting: BTreeMap::new(),
             immediate: BTreeMap::new(),
             next_seq: 0,
@@ -401,6 +404,13 @@ impl Session {
     }
 
     fn full_feature_timers(&mut self, now: Instant) {
+        while let Some(&(at, itt)) = self.deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop_first();
+            self.command_timed_out(itt, now);
+        }
         if self.logout_deadline.is_some_and(|d| now >= d) {
             warn!("no Logout Response in time: closing");
             self.logout_deadline = None;
@@ -476,6 +486,7 @@ impl Session {
             function,
             referenced: referenced.map(|t| t.0),
             affected: Vec::new(),
+            internal: false,
         });
         self.enqueue(itt, kind, true);
         self.flush(now);
@@ -584,7 +595,11 @@ impl Session {
                     .async_logout
                     .filter(|a| a.itt.is_none())
                     .map(|a| a.deadline);
-                min_opt(min_opt(ping, self.logout_deadline), async_logout)
+                let command = self.deadlines.first().map(|(at, _)| *at);
+                min_opt(
+                    min_opt(ping, self.logout_deadline),
+                    min_opt(async_logout, command),
+                )
             }
         }
     }
@@ -724,7 +739,14 @@ impl Session {
                 continue;
             }
             task.sent = false;
+            if let Some(at) = task.deadline.take() {
+                self.deadlines.remove(&(at, task.itt));
+            }
             match &task.kind {
+                Kind::Scsi(_) if task.timed_out => {
+                    let timeout = self.config.command_timeout.unwrap_or_default();
+                    failed.push((task.itt, InitiatorError::CommandTimeout(timeout)));
+                }
                 Kind::Scsi(_) => {
                     task.retries += 1;
                     if task.retries > max {
@@ -855,13 +877,25 @@ impl Session {
                 sent: false,
                 cmd_sn: 0,
                 retries: 0,
+                deadline: None,
+                timed_out: false,
             },
         );
         seq
     }
 
     fn completed(&mut self, itt: Itt, result: Result<Completion, InitiatorError>) {
-        self.tasks.remove(&itt);
+        let task = self.tasks.remove(&itt);
+        if let Some(at) = task.as_ref().and_then(|t| t.deadline) {
+            self.deadlines.remove(&(at, itt));
+        }
+        if let Some(Task {
+            kind: Kind::Tmf(TmfTask { internal: true, .. }),
+            ..
+        }) = task
+        {
+            return;
+        }
         self.events.push_back(Event::Completed {
             task: TaskId(itt),
             result,
@@ -887,13 +921,13 @@ impl Session {
                     break;
                 }
                 self.waiting.remove(&seq);
-                self.send_command(itt);
+                self.send_command(itt, now);
             }
         }
         self.maybe_logout(now);
     }
 
-    fn send_command(&mut self, itt: Itt) {
+    fn send_command(&mut self, itt: Itt, now: Instant) {
         debug_assert!(
             serial::le(self.exp_cmd_sn, self.cmd_sn) && serial::le(self.cmd_sn, self.max_cmd_sn),
             "CmdSN {} outside the window [{}, {}]",
@@ -908,9 +942,15 @@ impl Session {
         let Kind::Scsi(scsi) = &mut task.kind else {
             return;
         };
+        debug_assert!(!task.sent, "{itt:#x} sent twice");
         scsi.send(itt, cmd_sn, &self.params, self.max_xmit, &mut self.outbox);
         task.sent = true;
         task.cmd_sn = cmd_sn;
+        if let Some(timeout) = self.config.command_timeout {
+            let at = now + timeout;
+            task.deadline = Some(at);
+            self.deadlines.insert((at, itt));
+        }
         self.cmd_sn = cmd_sn.wrapping_add(1);
     }
 
@@ -1369,15 +1409,47 @@ impl Session {
         let done = h.response == tmf_response::FUNCTION_COMPLETE
             || (tmf.function == TmfFunction::AbortTask
                 && h.response == tmf_response::TASK_DOES_NOT_EXIST);
-        if done {
-            let affected = tmf.affected.clone();
-            for itt in affected {
-                if self.tasks.get(&itt).is_some_and(|t| t.sent) {
-                    self.completed(itt, Err(InitiatorError::Aborted));
-                }
+        let affected = tmf.affected.clone();
+        let timeout = self.config.command_timeout.unwrap_or_default();
+        for itt in affected {
+            let Some(task) = self.tasks.get(&itt).filter(|t| t.sent) else {
+                continue;
+            };
+            if task.timed_out {
+                self.completed(itt, Err(InitiatorError::CommandTimeout(timeout)));
+            } else if done {
+                self.completed(itt, Err(InitiatorError::Aborted));
             }
         }
         self.completed(h.itt, Ok(Completion::TaskManagement(h.response)));
+    }
+
+    /// A command's timeout fired: ABORT TASK it (§11.5.1); it fails with
+    /// [`InitiatorError::CommandTimeout`] when the TMF is answered.
+    fn command_timed_out(&mut self, itt: Itt, now: Instant) {
+        let Some(task) = self.tasks.get_mut(&itt).filter(|t| t.sent && !t.timed_out) else {
+            return;
+        };
+        let Kind::Scsi(scsi) = &task.kind else {
+            return;
+        };
+        warn!(itt, "command timed out: aborting it");
+        task.timed_out = true;
+        task.deadline = None;
+        let lun = scsi.lun;
+        let tmf = self.alloc_itt();
+        self.enqueue(
+            tmf,
+            Kind::Tmf(TmfTask {
+                lun,
+                function: TmfFunction::AbortTask,
+                referenced: Some(itt),
+                affected: Vec::new(),
+                internal: true,
+            }),
+            true,
+        );
+        self.flush(now);
     }
 
     /// Text Response (§11.11): a long answer comes in pieces, each fetched

@@ -38,6 +38,10 @@ pub(super) struct Task {
     pub cmd_sn: u32,
     /// How many connections were lost while it was in flight.
     pub retries: u32,
+    /// When the command timeout fires, while it is in flight.
+    pub deadline: Option<std::time::Instant>,
+    /// The command timed out and is being aborted.
+    pub timed_out: bool,
 }
 
 /// A task management request (§11.5).
@@ -48,6 +52,8 @@ pub(super) struct TmfTask {
     pub referenced: Option<Itt>,
     /// The tasks in flight the function covers, fixed when it is sent.
     pub affected: Vec<Itt>,
+    /// Sent by the session itself (a command timeout): no completion.
+    pub internal: bool,
 }
 
 /// A Text Request exchange (§11.10), e.g. SendTargets.

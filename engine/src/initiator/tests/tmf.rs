@@ -128,3 +128,29 @@ fn target_cold_reset_ends_the_session_which_is_reinstated() {
     p.drive();
     p.assert_good(after);
 }
+
+#[test]
+fn a_command_the_target_never_answers_times_out_and_is_aborted() {
+    let mut c = session_config();
+    c.command_timeout = Some(std::time::Duration::from_secs(30));
+    c.nop_interval = None;
+    let mut p = Pair::new(target_config(AuthPolicy::default()), c);
+    p.drive();
+    p.hold = true;
+    let r = p.read(0, 1);
+    let other = p.read(1, 1);
+    p.drive();
+    p.advance(std::time::Duration::from_secs(29));
+    assert!(p.completions.is_empty());
+    // At 30 s both time out; the target answers the aborts once the held
+    // commands come back (and drops their results).
+    p.advance(std::time::Duration::from_secs(2));
+    p.release();
+    let timeout = InitiatorError::CommandTimeout(std::time::Duration::from_secs(30));
+    assert_eq!(p.result(r), &Err(timeout.clone()));
+    assert_eq!(p.result(other), &Err(timeout));
+    assert_eq!(p.completions.len(), 2, "internal TMFs complete nothing");
+    let after = p.read(0, 1);
+    p.drive();
+    p.assert_good(after);
+}
