@@ -5,6 +5,7 @@
 
 mod io;
 mod recovery;
+mod robustness;
 mod tmf;
 
 use std::collections::BTreeMap;
@@ -248,8 +249,9 @@ impl Pair {
             link.to_target.clear();
         }
         if !link.to_target.is_empty() && !link.closing {
-            moved = true;
+            let before = link.to_target.len();
             self.target.handle_input(tgt, &mut link.to_target, self.now);
+            moved |= link.to_target.len() != before;
         }
         while let Some(event) = self.target.poll_event() {
             moved = true;
@@ -275,9 +277,10 @@ impl Pair {
             Encoder { digests: t.digests }.encode(&t.pdu, &mut link.to_initiator);
         }
         if !link.to_initiator.is_empty() {
-            moved = true;
+            let before = link.to_initiator.len();
             self.initiator
                 .handle_input(ini, &mut link.to_initiator, self.now);
+            moved |= link.to_initiator.len() != before;
         }
         if self.link.as_ref().is_some_and(|l| l.closing) {
             let l = self.link.take().expect("checked");
