@@ -284,6 +284,32 @@ fn tgtd_discover_ls_and_a_16_mib_round_trip() {
     assert!(out.stdout == small, "CLI read differs from CLI write");
     let file = std::fs::read(&t.image).unwrap();
     assert!(file[100 * 512..100 * 512 + 8192] == small[..]);
+
+    // CRC32C header and data digests, once tgtd is told to offer them.
+    for key in ["HeaderDigest", "DataDigest"] {
+        t.tgtadm(&[
+            "--op", "update", "--mode", "target", "--tid", "1", "--name", key, "--value", "CRC32C",
+        ])
+        .expect("enabling digests");
+    }
+    runtime.block_on(async {
+        let mut config = SessionConfig::new(INITIATOR, TARGET, portal);
+        config.preferences.header_digest = vec!["CRC32C".into()];
+        config.preferences.data_digest = vec!["CRC32C".into()];
+        let s = Session::login(TokioNetwork, config, 2)
+            .await
+            .expect("login with digests");
+        let (_, conn) = s.negotiated();
+        assert!(conn.header_digest && conn.data_digest);
+        let data = Bytes::from(random(MIB + 512, 3));
+        s.write(1, 8192, data.clone()).await.expect("write");
+        let back = s
+            .read(1, 8192, (data.len() / 512) as u32)
+            .await
+            .expect("read");
+        assert!(back == data, "digested read back differs");
+        s.logout().await.expect("logout");
+    });
 }
 
 /// The last `iops average N` of a perf run's output.
