@@ -319,9 +319,11 @@ impl<N: Network> Session<N> {
             shared.pump(&mut core);
         }
         tokio::spawn(shared.clone().run_timer());
+        // Dropping this future before the login ends abandons the session.
+        let owner = Arc::new(Owner(shared.clone()));
         match rx.await {
             Ok(Ok(())) => Ok(Session {
-                _owner: Arc::new(Owner(shared.clone())),
+                _owner: owner,
                 shared,
             }),
             Ok(Err(e)) => Err(e),
