@@ -333,20 +333,13 @@ fn perf_matches_iscsi_perf() {
         return;
     };
     let url = t.url();
-    let seconds = 4;
+    // Rounds alternate between the two tools, and each is judged by its
+    // best round: the load of a shared machine only ever takes IOPS away.
+    let seconds = "5";
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for _ in 0..3 {
         let out = Command::new(&iscsi_perf)
-            .args([
-                "-m",
-                "32",
-                "-b",
-                "8",
-                "-t",
-                &seconds.to_string(),
-                "-r",
-                &url,
-            ])
+            .args(["-m", "32", "-b", "8", "-t", seconds, "-r", &url])
             .output()
             .expect("running iscsi-perf");
         theirs.push(iops(&out.stdout).unwrap_or_else(|| {
@@ -366,7 +359,7 @@ fn perf_matches_iscsi_perf() {
             "4096",
             "--random",
             "--seconds",
-            &seconds.to_string(),
+            seconds,
         ]);
         assert!(
             out.status.success(),
@@ -378,8 +371,8 @@ fn perf_matches_iscsi_perf() {
     let best = |v: &[u64]| v.iter().copied().max().unwrap_or(0);
     let ratio = best(&ours) as f64 / best(&theirs).max(1) as f64;
     eprintln!(
-        "4 KiB random reads, QD 32, against tgtd: iscsi-perf {theirs:?} IOPS, \
-         initiator perf {ours:?} IOPS; best-of-3 ratio {ratio:.2}"
+        "4 KiB random reads, QD 32, 3 x {seconds} s against tgtd: iscsi-perf {theirs:?} IOPS, \
+         initiator perf {ours:?} IOPS; best-round ratio {ratio:.2}"
     );
     assert!(ratio >= 1.0, "our IOPS are {ratio:.2}x iscsi-perf's");
 }
