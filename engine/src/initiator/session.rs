@@ -1512,10 +1512,9 @@ impl Session {
     }
 
     fn on_logout_response(&mut self, h: LogoutResponse, now: Instant) {
-        if let Some(a) = self.async_logout.filter(|a| a.itt == Some(h.itt)) {
+        if self.async_logout.is_some_and(|a| a.itt == Some(h.itt)) {
             // The target asked for this logout: reconnect after Time2Wait
             // (§11.15.2), and the held commands go out on the new session.
-            let _ = a;
             self.logout_deadline = None;
             self.not_before = Some(now + Duration::from_secs(u64::from(h.time2wait)));
             self.connection_lost(now, "logged out at the target's request".into());
