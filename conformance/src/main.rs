@@ -25,6 +25,65 @@ enum Command {
     Target(TargetArgs),
     /// Our initiator on real sockets: discover, ls, read, write, perf.
     Initiator(iscsi_conformance::initiator_cli::InitiatorArgs),
+    /// Conformance suites against real peers.
+    #[command(subcommand)]
+    Conformance(ConformanceCommand),
+    /// Real peers in a QEMU guest: Linux open-iscsi and LIO.
+    #[command(subcommand)]
+    Interop(InteropCommand),
+}
+
+#[derive(Subcommand)]
+enum InteropCommand {
+    /// Linux open-iscsi in a QEMU guest against our target (or tgtd): the
+    /// tgtadm + iscsiadm workflow, ext4, digests, CHAP, ACLs, recovery.
+    OpenIscsi(OpenIscsiArgs),
+}
+
+#[derive(Args)]
+struct OpenIscsiArgs {
+    /// The target to test: ours (this binary) or tgtd.
+    #[arg(long, default_value = "ours", value_parser = ["ours", "tgtd"])]
+    target: String,
+    /// Run only these steps (comma-separated; see --list).
+    #[arg(long, value_delimiter = ',')]
+    steps: Vec<String>,
+    /// List the steps and exit.
+    #[arg(long)]
+    list: bool,
+    /// Echo the guest's console.
+    #[arg(long)]
+    echo: bool,
+    /// Write the results as JUnit XML.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+enum ConformanceCommand {
+    /// Run libiscsi's target suite (iscsi-test-cu) against a LUN.
+    Target(ConformanceTargetArgs),
+}
+
+#[derive(Args)]
+struct ConformanceTargetArgs {
+    /// The LUN: iscsi://[user[%secret]@]host[:port]/iqn/lun
+    url: String,
+    /// Test selection, FAMILY[.SUITE[.TEST]].
+    #[arg(long, default_value = "ALL")]
+    tests: String,
+    /// Do not give the URL a second time (which turns the multipath tests on).
+    #[arg(long)]
+    no_multipath: bool,
+    /// Do not allow destructive tests (-d) and SANITIZE (-S).
+    #[arg(long)]
+    read_only: bool,
+    /// Write the results as JUnit XML.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Give up after this many seconds.
+    #[arg(long, default_value_t = 1800)]
+    timeout: u64,
 }
 
 #[derive(Args)]
@@ -97,6 +156,8 @@ fn main() -> ExitCode {
                 usage: e.usage,
             })
         }
+        Command::Conformance(ConformanceCommand::Target(args)) => conformance_target(args),
+        Command::Interop(InteropCommand::OpenIscsi(args)) => interop_open_iscsi(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -179,4 +240,79 @@ fn spec_from_flags(args: &TargetArgs) -> Result<ServeSpec, String> {
         params: args.params.clone(),
         queue_depth: args.queue_depth,
     })
+}
+
+fn conformance_target(args: ConformanceTargetArgs) -> Result<(), Failure> {
+    use iscsi_conformance::libiscsi::{self, SuiteOptions};
+    use iscsi_conformance::report::Outcome;
+    if !args.url.starts_with("iscsi://") {
+        return Err(Failure::usage(format!(
+            "{:?} is not an iscsi:// URL",
+            args.url
+        )));
+    }
+    let mut urls = vec![args.url.clone()];
+    if !args.no_multipath {
+        urls.push(args.url.clone());
+    }
+    let options = SuiteOptions {
+        urls,
+        tests: args.tests,
+        dataloss: !args.read_only,
+        sanitize: !args.read_only,
+        timeout: std::time::Duration::from_secs(args.timeout),
+        ..SuiteOptions::default()
+    };
+    let run = libiscsi::run(&options).map_err(|e| Failure::run(e.to_string()))?;
+    for case in &run.report.cases {
+        if case.outcome == Outcome::Failed {
+            println!(
+                "FAILED {}.{}: {}",
+                case.suite,
+                case.name,
+                case.message.replace('\n', " | ")
+            );
+        }
+    }
+    if let Some(path) = &args.junit {
+        run.report
+            .write_junit(path)
+            .map_err(|e| Failure::run(format!("cannot write {}: {e}", path.display())))?;
+    }
+    println!(
+        "{} tests run, {} [SKIPPED] lines",
+        run.ran, run.skipped_lines
+    );
+    println!("{}", run.report.summary());
+    if run.failed > 0 || run.report.failed() > 0 {
+        return Err(Failure::run(format!(
+            "{} of {} tests failed",
+            run.failed, run.ran
+        )));
+    }
+    Ok(())
+}
+
+fn interop_open_iscsi(args: OpenIscsiArgs) -> Result<(), Failure> {
+    use iscsi_conformance::interop::open_iscsi::{self, Options, STEPS, TargetKind};
+    if args.list {
+        for step in STEPS {
+            println!("{:<20} {}", step.name, step.about);
+        }
+        return Ok(());
+    }
+    let target = if args.target == "tgtd" {
+        TargetKind::Tgtd
+    } else {
+        let binary = std::env::current_exe().map_err(|e| Failure::run(format!("cannot find this binary: {e}")))?;
+        TargetKind::Harness { binary }
+    };
+    let mut options = Options::new(target);
+    options.only = args.steps;
+    options.echo_console = args.echo;
+    options.progress = true;
+    options.junit = args.junit;
+    let report = open_iscsi::run(&options).map_err(|e| Failure::run(e.to_string()))?;
+    println!("{report}");
+    if report.success() { Ok(()) } else { Err(Failure::run(report.summary())) }
 }

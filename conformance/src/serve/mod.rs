@@ -5,6 +5,7 @@ mod config_file;
 pub mod spec;
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
@@ -51,7 +52,7 @@ pub fn build(spec: &ServeSpec) -> Result<(EndpointConfig, Devices), String> {
     for p in &spec.params {
         spec::apply_param(&mut config.preferences, p)?;
     }
-    let mut devices = Devices::default();
+    let mut targets = BTreeMap::new();
     if spec.targets.is_empty() {
         return Err("no target to serve".into());
     }
@@ -106,9 +107,9 @@ pub fn build(spec: &ServeSpec) -> Result<(EndpointConfig, Devices), String> {
                 t.allow.clone()
             },
         });
-        devices.0.insert(t.iqn.clone(), Device::new(luns));
+        targets.insert(t.iqn.clone(), Device::new(luns));
     }
-    Ok((config, devices))
+    Ok((config, Devices::new(targets)))
 }
 
 fn logical_unit(iqn: &str, spec: &LunSpec) -> Result<LogicalUnit, String> {
@@ -171,10 +172,14 @@ pub async fn run(spec: ServeSpec, seed: u64) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", spec.listen))?;
     let local = iscsi_engine::net::Listener::local_addr(&listener).map_err(|e| e.to_string())?;
-    println!("listening on {local}");
+    // Scripts read these lines; a closed stdout must not stop the target.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "listening on {local}");
     for url in urls(local, &spec) {
-        println!("{url}");
+        let _ = writeln!(out, "{url}");
     }
+    let _ = out.flush();
+    drop(out);
     let server = TargetServer::new(
         Endpoint::new(config, seed),
         devices,
@@ -184,7 +189,7 @@ pub async fn run(spec: ServeSpec, seed: u64) -> Result<(), String> {
         .serve(listener, shutdown_signal())
         .await
         .map_err(|e| e.to_string())?;
-    println!("stopped");
+    let _ = writeln!(std::io::stdout(), "stopped");
     Ok(())
 }
 

@@ -29,34 +29,96 @@ pub trait Backend: Send + 'static {
     fn execute(&mut self, target: &str, lun: Lun, request: CommandRequest<'_>) -> CommandResult;
     fn task_management(&mut self, target: &str, nexus: &Nexus, lun: Lun, function: TaskManagement);
     fn nexus_lost(&mut self, target: &str, nexus: &Nexus);
-    /// How long this command's result takes to come back (a simulated
-    /// disk's latency); `None` returns it at once.
-    fn completion_delay(&mut self, _execute: &Execute) -> Option<Duration> {
-        None
+    /// What of this command goes on after [`Backend::execute`] returned:
+    /// work that finishes later (a SANITIZE), and how long its response
+    /// waits (that work, or a simulated disk's latency).
+    fn background(&mut self, _execute: &Execute, _result: &CommandResult) -> Background {
+        Background::default()
+    }
+    /// The background work of this command is done.
+    fn finish_background(&mut self, _execute: &Execute) {}
+}
+
+/// Timing of a command's work beyond [`Backend::execute`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Background {
+    /// Call [`Backend::finish_background`] after this long.
+    pub finish_after: Option<Duration>,
+    /// Send the response after this long (at once when `None`).
+    pub respond_after: Option<Duration>,
+}
+
+/// How fast a SANITIZE OVERWRITE goes over the medium.
+const SANITIZE_OVERWRITE_BYTES_PER_SEC: f64 = 128.0 * 1024.0 * 1024.0;
+/// How long a BLOCK ERASE or CRYPTO ERASE takes.
+const SANITIZE_ERASE_TIME: Duration = Duration::from_millis(100);
+
+/// The plain backend: one [`Device`] per target node name. SANITIZE runs
+/// in the background for as long as the medium would take (SBC-4
+/// "SANITIZE command"): OVERWRITE at 128 MiB/s, the erases in 100 ms.
+#[derive(Default)]
+pub struct Devices {
+    pub targets: BTreeMap<String, Device>,
+}
+
+impl Devices {
+    pub fn new(mut targets: BTreeMap<String, Device>) -> Devices {
+        for device in targets.values_mut() {
+            device.set_background_sanitize(true);
+        }
+        Devices { targets }
     }
 }
 
-/// The plain backend: one [`Device`] per target node name.
-#[derive(Default)]
-pub struct Devices(pub BTreeMap<String, Device>);
-
 impl Backend for Devices {
     fn execute(&mut self, target: &str, lun: Lun, request: CommandRequest<'_>) -> CommandResult {
-        match self.0.get_mut(target) {
+        match self.targets.get_mut(target) {
             Some(device) => device.execute(lun, request),
             None => unreachable_target(target),
         }
     }
 
     fn task_management(&mut self, target: &str, nexus: &Nexus, lun: Lun, function: TaskManagement) {
-        if let Some(device) = self.0.get_mut(target) {
+        if let Some(device) = self.targets.get_mut(target) {
             device.task_management(nexus, lun, function);
         }
     }
 
     fn nexus_lost(&mut self, target: &str, nexus: &Nexus) {
-        if let Some(device) = self.0.get_mut(target) {
+        if let Some(device) = self.targets.get_mut(target) {
             device.nexus_lost(nexus);
+        }
+    }
+
+    fn background(&mut self, x: &Execute, result: &CommandResult) -> Background {
+        const SANITIZE: u8 = 0x48;
+        let (Some(device), Some(lun)) = (self.targets.get(&*x.target), x.lun.index()) else {
+            return Background::default();
+        };
+        if x.cdb.opcode() != SANITIZE
+            || result.status != crate::scsi::status::GOOD
+            || !device.sanitize_in_progress(lun)
+        {
+            return Background::default();
+        }
+        let overwrite = x.cdb.base[1] & 0x1f == 0x01;
+        let time = if overwrite {
+            let bytes = device.luns().get(&lun).map_or(0, |lu| lu.store().len());
+            Duration::from_secs_f64(bytes as f64 / SANITIZE_OVERWRITE_BYTES_PER_SEC)
+                .max(SANITIZE_ERASE_TIME)
+        } else {
+            SANITIZE_ERASE_TIME
+        };
+        let immediate = x.cdb.base[1] & 0x80 != 0;
+        Background {
+            finish_after: Some(time),
+            respond_after: (!immediate).then_some(time),
+        }
+    }
+
+    fn finish_background(&mut self, x: &Execute) {
+        if let (Some(device), Some(lun)) = (self.targets.get_mut(&*x.target), x.lun.index()) {
+            device.complete_sanitize(lun);
         }
     }
 }
@@ -157,6 +219,7 @@ impl<B: Backend> TargetServer<B> {
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
+                biased;
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => self.clone().start_connection(stream, peer, local),
                     Err(e) => warn!(%e, "accept failed"),
@@ -308,6 +371,7 @@ impl<B: Backend> TargetServer<B> {
                 Some(at) => {
                     let at = tokio::time::Instant::from_std(at);
                     tokio::select! {
+                        biased;
                         () = tokio::time::sleep_until(at) => {
                             let mut core = self.lock();
                             core.endpoint.handle_timeout(now());
@@ -318,6 +382,36 @@ impl<B: Backend> TargetServer<B> {
                 }
                 None => self.timer.notified().await,
             }
+        }
+    }
+
+    /// Finishes a command's background work and sends a held response,
+    /// each at its time.
+    async fn run_background(
+        self: Arc<Self>,
+        x: Execute,
+        background: Background,
+        held: Option<CommandResult>,
+    ) {
+        let start = tokio::time::Instant::now();
+        let mut steps: Vec<(Duration, bool)> = Vec::new();
+        if let Some(d) = background.finish_after {
+            steps.push((d, true));
+        }
+        if let Some(d) = background.respond_after {
+            steps.push((d, false));
+        }
+        steps.sort_by_key(|&(d, finish)| (d, !finish));
+        let mut held = held;
+        for (at, finish) in steps {
+            tokio::time::sleep_until(start + at).await;
+            let mut core = self.lock();
+            if finish {
+                core.backend.finish_background(&x);
+            } else if let Some(result) = held.take() {
+                core.endpoint.complete(x.task, result, now());
+            }
+            self.run_events(&mut core);
         }
     }
 
@@ -356,18 +450,21 @@ impl<B: Backend> TargetServer<B> {
                             attr: x.attr,
                         },
                     );
-                    match core.backend.completion_delay(&x) {
-                        None => core.endpoint.complete(x.task, result, now()),
-                        Some(delay) => {
-                            let server = self.clone();
-                            tokio::spawn(async move {
-                                tokio::time::sleep(delay).await;
-                                let mut core = server.lock();
-                                core.endpoint.complete(x.task, result, now());
-                                server.run_events(&mut core);
-                            });
-                        }
+                    let background = core.backend.background(&x, &result);
+                    if background == Background::default() {
+                        core.endpoint.complete(x.task, result, now());
+                        continue;
                     }
+                    let respond_now = background.respond_after.is_none();
+                    let (task, response) = (x.task, respond_now.then(|| result.clone()));
+                    if let Some(response) = response {
+                        core.endpoint.complete(task, response, now());
+                    }
+                    tokio::spawn(self.clone().run_background(
+                        x,
+                        background,
+                        (!respond_now).then_some(result),
+                    ));
                 }
                 Event::TaskManagement {
                     target,

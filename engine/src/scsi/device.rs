@@ -770,6 +770,29 @@ impl Device {
         result
     }
 
+    /// Makes SANITIZE run in the background: the logical unit reports
+    /// SANITIZE IN PROGRESS until [`Device::complete_sanitize`] is called
+    /// (by the driver's timer). Off, SANITIZE completes at once.
+    pub fn set_background_sanitize(&mut self, on: bool) {
+        for lu in self.luns.values_mut() {
+            lu.sbc.defer_sanitize = on;
+        }
+    }
+
+    /// Whether a background SANITIZE is running on `lun`.
+    pub fn sanitize_in_progress(&self, lun: u16) -> bool {
+        self.luns
+            .get(&lun)
+            .is_some_and(|lu| lu.sbc.sanitize_in_progress())
+    }
+
+    /// Ends the background SANITIZE on `lun`.
+    pub fn complete_sanitize(&mut self, lun: u16) {
+        if let Some(lu) = self.luns.get_mut(&lun) {
+            lu.sbc.complete_sanitize();
+        }
+    }
+
     /// Applies a task management function issued by `nexus` to `lun` (or
     /// to every LU, for target resets).
     pub fn task_management(&mut self, nexus: &Nexus, lun: Lun, tmf: TaskManagement) {

@@ -15,7 +15,6 @@ use super::config::EndpointConfig;
 use super::connection::{Connection, Phase};
 use super::session::{Admission, Deferred, Session};
 use super::task::{Burst, Collector, Stage, Task};
-use super::tmf::PendingTmf;
 use super::{ConnId, Event, Execute, TaskRef, Transmit};
 use crate::login::status::LoginStatus;
 use crate::login::target::{
@@ -33,7 +32,6 @@ pub struct Endpoint {
     pub(super) config: Arc<EndpointConfig>,
     pub(super) conns: BTreeMap<ConnId, Connection>,
     pub(super) sessions: BTreeMap<u16, Session>,
-    pub(super) pending_tmfs: Vec<PendingTmf>,
     events: VecDeque<Event>,
     /// Connections with new output since the last Transmit events.
     dirty: BTreeSet<ConnId>,
@@ -84,7 +82,6 @@ impl Endpoint {
             config: Arc::new(config),
             conns: BTreeMap::new(),
             sessions: BTreeMap::new(),
-            pending_tmfs: Vec::new(),
             events: VecDeque::new(),
             dirty: BTreeSet::new(),
             rng,
@@ -244,8 +241,6 @@ impl Endpoint {
         session.update_window();
         let max_burst = session.params.max_burst_length;
         if t.stage == Stage::Aborted {
-            self.task_ended(task.tsih, t.itt, t.generation);
-            self.flush_dirty();
             return;
         }
         debug_assert_eq!(t.stage, Stage::Executing);
@@ -449,9 +444,6 @@ impl Endpoint {
                 }
             }
         }
-        for task in session.tasks.values() {
-            self.task_ended(tsih, task.itt, task.generation);
-        }
         if let (Some(target), Some(nexus)) = (session.target, session.nexus) {
             self.events.push_back(Event::NexusLost { target, nexus });
         }
@@ -476,7 +468,6 @@ impl Endpoint {
         if task.stage == Stage::Collecting {
             session.tasks.remove(&itt);
             session.update_window();
-            self.task_ended(tsih, itt, generation);
         }
     }
 

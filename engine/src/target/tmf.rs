@@ -1,22 +1,14 @@
 //! Task management (RFC 7143 §11.5, §11.6): aborting tasks in the iSCSI
-//! layer, handing LU-level effects to the SCSI layer, and answering only
-//! once every aborted task that was executing has finished.
+//! layer and handing LU-level effects to the SCSI layer. A task already
+//! handed to the SCSI layer has had its effect; aborting it suppresses its
+//! response, so the TMF response never waits.
 
 use super::endpoint::Endpoint;
 use super::session::Deferred;
-use super::task::Stage;
 use super::{ConnId, Event};
 use crate::pdu::{Header, Pdu, TaskMgmtResponse, TmfFunction, tmf_response};
 use crate::scsi::TaskManagement;
 use crate::serial;
-
-/// A TMF response held back until aborted tasks still executing finish.
-pub(crate) struct PendingTmf {
-    pub conn: ConnId,
-    pub response: Pdu,
-    /// (TSIH, ITT, generation) of the tasks still to finish.
-    pub waiting: Vec<(u16, u32, u64)>,
-}
 
 impl Endpoint {
     pub(super) fn on_tmf(&mut self, id: ConnId, tsih: u16, pdu: Pdu) {
@@ -126,28 +118,8 @@ impl Endpoint {
                 function,
             });
         }
-        let response = Pdu::bare(Header::TaskMgmtResponse(response));
         let cold = scsi_tmf == Some(TaskManagement::TargetColdReset);
-        let waiting: Vec<_> = affected
-            .into_iter()
-            .filter(|&(t, itt, generation)| {
-                self.sessions
-                    .get(&t)
-                    .and_then(|s| s.tasks.get(&itt))
-                    .is_some_and(|task| {
-                        task.generation == generation && task.stage == Stage::Aborted
-                    })
-            })
-            .collect();
-        if waiting.is_empty() || cold {
-            self.queue(id, response);
-        } else {
-            self.pending_tmfs.push(PendingTmf {
-                conn: id,
-                response,
-                waiting,
-            });
-        }
+        self.queue(id, Pdu::bare(Header::TaskMgmtResponse(response)));
         if cold {
             // §11.5.1: after a cold reset the target drops every connection.
             let victims: Vec<u16> = self
@@ -172,23 +144,6 @@ impl Endpoint {
             self.drain_deferred(tsih);
         } else {
             session.deferred.insert(cmd_sn, Deferred::Skipped);
-        }
-    }
-
-    /// A task is gone: release TMF responses that were waiting for it.
-    pub(super) fn task_ended(&mut self, tsih: u16, itt: u32, generation: u64) {
-        let mut ready = Vec::new();
-        self.pending_tmfs.retain_mut(|p| {
-            p.waiting.retain(|w| *w != (tsih, itt, generation));
-            if p.waiting.is_empty() {
-                ready.push((p.conn, p.response.clone()));
-                false
-            } else {
-                true
-            }
-        });
-        for (conn, response) in ready {
-            self.queue(conn, response);
         }
     }
 }

@@ -1,0 +1,260 @@
+//! tgt's `tgtd` as the target under test: one private daemon per instance
+//! (its own portal and control port), configured with `tgtadm`.
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::{Backing, Stop, TargetConfig, TargetUnderTest, file_tail, wait_listening};
+use crate::interop::error::{Error, IoContext, Result, at};
+use crate::interop::tools::{self, ChildGuard};
+
+const TGTADM_TIMEOUT: Duration = Duration::from_secs(20);
+
+pub struct Tgtd {
+    control_port: u16,
+    tgtd: PathBuf,
+    tgtadm: PathBuf,
+    addr: SocketAddr,
+    workdir: PathBuf,
+    child: Option<ChildGuard>,
+    config: Option<TargetConfig>,
+}
+
+impl Tgtd {
+    /// Finds tgtd and tgtadm; scratch files (logs, memory LUNs) go in
+    /// `workdir`; it will listen on `127.0.0.1:port`.
+    pub fn new(workdir: &Path, port: u16) -> Result<Self> {
+        Ok(Self {
+            control_port: free_control_port(port),
+            tgtd: tools::require("tgtd", "tgt")?,
+            tgtadm: tools::require("tgtadm", "tgt")?,
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            workdir: workdir.to_path_buf(),
+            child: None,
+            config: None,
+        })
+    }
+
+    fn control_port(&self) -> String {
+        self.control_port.to_string()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.workdir.join("tgtd.log")
+    }
+
+    fn tgtadm(&self, args: &[&str]) -> Result<String> {
+        let mut cmd = Command::new(&self.tgtadm);
+        cmd.args(["-C", &self.control_port(), "--lld", "iscsi"])
+            .args(args);
+        tools::run_ok(&mut cmd, TGTADM_TIMEOUT)
+            .map(|o| o.stdout)
+            .map_err(|e| self.fail(e.to_string()))
+    }
+
+    fn fail(&self, detail: String) -> Error {
+        Error::Target {
+            target: self.name(),
+            detail,
+        }
+    }
+
+    fn configure(&self, config: &TargetConfig) -> Result<()> {
+        self.tgtadm(&[
+            "--mode",
+            "target",
+            "--op",
+            "new",
+            "--tid",
+            "1",
+            "--targetname",
+            &config.iqn,
+        ])?;
+        for lun in &config.luns {
+            let path = match &lun.backing {
+                Backing::File { path, .. } => path.clone(),
+                Backing::Mem { size } => {
+                    let p = self.workdir.join(format!("tgtd-mem-lun{}.img", lun.id));
+                    let f = fs::File::create(&p).ctx(|| at("create", &p))?;
+                    f.set_len(*size).ctx(|| at("size", &p))?;
+                    p
+                }
+            };
+            self.tgtadm(&[
+                "--mode",
+                "logicalunit",
+                "--op",
+                "new",
+                "--tid",
+                "1",
+                "--lun",
+                &lun.id.to_string(),
+                "--backing-store",
+                &path.to_string_lossy(),
+            ])?;
+        }
+        if let Some(c) = &config.chap {
+            self.tgtadm(&[
+                "--mode",
+                "account",
+                "--op",
+                "new",
+                "--user",
+                &c.user,
+                "--password",
+                &c.secret,
+            ])?;
+            self.tgtadm(&[
+                "--mode", "account", "--op", "bind", "--tid", "1", "--user", &c.user,
+            ])?;
+        }
+        if let Some(c) = &config.mutual_chap {
+            self.tgtadm(&[
+                "--mode",
+                "account",
+                "--op",
+                "new",
+                "--user",
+                &c.user,
+                "--password",
+                &c.secret,
+            ])?;
+            self.tgtadm(&[
+                "--mode",
+                "account",
+                "--op",
+                "bind",
+                "--tid",
+                "1",
+                "--user",
+                &c.user,
+                "--outgoing",
+            ])?;
+        }
+        for (key, value) in &config.params {
+            self.tgtadm(&[
+                "--mode", "target", "--op", "update", "--tid", "1", "--name", key, "--value", value,
+            ])?;
+        }
+        let allow: Vec<&str> = if config.allow.is_empty() {
+            vec!["ALL"]
+        } else {
+            config.allow.iter().map(String::as_str).collect()
+        };
+        for who in allow {
+            let how = if who.starts_with("iqn.") || who.starts_with("eui.") {
+                "--initiator-name"
+            } else {
+                "--initiator-address"
+            };
+            self.tgtadm(&["--mode", "target", "--op", "bind", "--tid", "1", how, who])?;
+        }
+        Ok(())
+    }
+}
+
+/// tgtd names its control socket `/var/run/tgtd/socket.N` after its control
+/// port N (at most 32767): derive N from our portal port and skip numbers
+/// whose socket answers, so concurrent daemons never share one.
+fn free_control_port(port: u16) -> u16 {
+    let mut n = 10_000 + port % 20_000;
+    for _ in 0..100 {
+        let sock = format!("/var/run/tgtd/socket.{n}");
+        if std::os::unix::net::UnixStream::connect(&sock).is_err() {
+            return n;
+        }
+        n = 10_000 + (n - 10_000 + 1) % 20_000;
+    }
+    n
+}
+
+impl TargetUnderTest for Tgtd {
+    fn name(&self) -> String {
+        "tgtd".into()
+    }
+
+    fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    fn start(&mut self, config: &TargetConfig) -> Result<()> {
+        self.stop(Stop::Graceful)?;
+        config.prepare_files()?;
+        fs::create_dir_all("/var/run/tgtd").ctx(|| "create /var/run/tgtd".into())?;
+        let log_path = self.log_path();
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .ctx(|| at("open", &log_path))?;
+        let log2 = log.try_clone().ctx(|| at("open", &log_path))?;
+        let child = Command::new(&self.tgtd)
+            .args(["-f", "-C", &self.control_port(), "--iscsi"])
+            .arg(format!("portal={}", self.addr))
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2)
+            .spawn()
+            .ctx(|| "start tgtd".into())?;
+        self.child = Some(ChildGuard::new(child));
+        // Ready when tgtadm can talk to it and the portal accepts connections.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if !self.is_running() {
+                let tail = self.log_tail();
+                self.child = None;
+                return Err(self.fail(format!("tgtd exited at start:\n{tail}")));
+            }
+            if self.tgtadm(&["--mode", "target", "--op", "show"]).is_ok() {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(self.fail("tgtd did not answer tgtadm within 15 s".into()));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        if !wait_listening(self.addr, deadline) {
+            return Err(self.fail(format!("tgtd is not listening on {}", self.addr)));
+        }
+        self.config = Some(config.clone());
+        self.configure(config)
+    }
+
+    fn stop(&mut self, how: Stop) -> Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        if how == Stop::Graceful && child.try_status().is_none() {
+            // tgtd ignores SIGTERM; this is its own way to shut down.
+            let _ = self.tgtadm(&["--mode", "system", "--op", "delete", "--force"]);
+            let _ = child.wait_until(Instant::now() + Duration::from_secs(5));
+        }
+        child.kill();
+        Ok(())
+    }
+
+    fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .map(|c| c.try_status().is_none())
+            .unwrap_or(false)
+    }
+
+    fn config(&self) -> Option<&TargetConfig> {
+        self.config.as_ref()
+    }
+
+    fn log_tail(&self) -> String {
+        file_tail(&self.log_path(), 20)
+    }
+}
+
+impl Drop for Tgtd {
+    fn drop(&mut self) {
+        // tgtd ignores the SIGTERM a plain ChildGuard would send first.
+        let _ = self.stop(Stop::Graceful);
+    }
+}
