@@ -4,6 +4,7 @@
 //! lines, `ls` prints what `iscsi-ls -s` does, `perf` what `iscsi-perf`
 //! does.
 
+pub mod lio;
 mod perf;
 pub mod url;
 
