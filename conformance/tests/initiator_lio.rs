@@ -42,7 +42,14 @@ fn interop_lio_passes_every_step() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     eprintln!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "interop lio failed");
-    assert!(stdout.contains("negotiated with LIO:\n  HeaderDigest="), "{stdout}");
+    assert!(
+        stdout.contains("negotiated with LIO:\n  HeaderDigest="),
+        "{stdout}"
+    );
     assert!(stdout.contains("PASS write-read-verify 8 MiB"), "{stdout}");
-    assert_eq!(stdout.lines().last(), Some("8 passed, 0 failed"), "{stdout}");
+    assert_eq!(
+        stdout.lines().last(),
+        Some("8 passed, 0 failed"),
+        "{stdout}"
+    );
 }
