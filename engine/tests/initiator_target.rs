@@ -95,10 +95,10 @@ async fn start_target(opts: TargetOptions) -> Target {
         },
         store,
     );
-    let mut devices = Devices::default();
-    devices
-        .0
-        .insert(IQN.into(), Device::new(BTreeMap::from([(1u16, lu)])));
+    let devices = Devices::new(BTreeMap::from([(
+        IQN.to_string(),
+        Device::new(BTreeMap::from([(1u16, lu)])),
+    )]));
     let config = EndpointConfig {
         targets: vec![TargetConfig {
             node: TargetNode {

@@ -69,10 +69,10 @@ fn target_host(sim: &mut turmoil::Sim<'_>) {
             },
             Box::new(MemoryStore::new(16 << 20)),
         );
-        let mut devices = Devices::default();
-        devices
-            .0
-            .insert(IQN.into(), Device::new(BTreeMap::from([(1u16, lu)])));
+        let devices = Devices::new(BTreeMap::from([(
+            IQN.to_string(),
+            Device::new(BTreeMap::from([(1u16, lu)])),
+        )]));
         let config = EndpointConfig {
             targets: vec![TargetConfig {
                 node: TargetNode {
