@@ -97,3 +97,6 @@ pub struct Transmit {
     pub pdu: Pdu,
     pub digests: Digests,
 }
+
+#[cfg(test)]
+mod tests;
