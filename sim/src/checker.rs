@@ -11,6 +11,13 @@
 //! - R2T (§11.8): only for live writes, R2TSN counts from 0, the requested
 //!   range lies inside the Expected Data Transfer Length.
 //! - Responses name an outstanding task (none after its abort).
+//! - After another session's LOGICAL UNIT RESET or TARGET RESET completes,
+//!   the first command sent to that logical unit (other than INQUIRY,
+//!   REPORT LUNS, REQUEST SENSE) meets CHECK CONDITION, UNIT ATTENTION
+//!   (SAM-5, "Logical unit reset"; SPC-5, "Unit attention conditions") —
+//!   unless an earlier command met it after the reset was asked for. A
+//!   command sent after the TMF response was sent can only reach the
+//!   logical unit after the reset, whatever the timing.
 //!
 //! In the direction initiator → target:
 //! - CmdSN (§4.2.2.1): non-immediate requests advance it by one, within
@@ -29,6 +36,7 @@ use iscsi_engine::serial;
 enum Kind {
     Scsi {
         lun: Lun,
+        opcode: u8,
         expected_in: u32,
         edtl: u32,
         write: bool,
@@ -46,6 +54,11 @@ enum Kind {
 #[derive(Debug, Clone)]
 struct Outstanding {
     kind: Kind,
+    /// When the request was sent (the wire's PDU counter).
+    sent: u64,
+    /// A task management function may have ended it silently: it may get
+    /// a response, or never, and its ITT may be reused.
+    maybe_aborted: bool,
     data_in_sn: u32,
     data_in_offset: u32,
     r2t_sn: u32,
@@ -71,6 +84,24 @@ pub struct ConnChecker {
     max_cmd_sn: Option<u32>,
     next_cmd_sn: Option<u32>,
     tasks: BTreeMap<Itt, Outstanding>,
+    /// Resets by other sessions whose unit attention is still to be seen.
+    unit_attention_due: Vec<Due>,
+    /// When (the wire's PDU counter) a unit attention last answered a
+    /// command on each logical unit.
+    last_unit_attention: BTreeMap<Lun, u64>,
+    /// When each outstanding TMF request was sent.
+    tmf_sent: BTreeMap<Itt, u64>,
+}
+
+/// A unit attention another session's reset owes this connection.
+#[derive(Debug, Clone, Copy)]
+struct Due {
+    /// The logical unit reset, or every one.
+    lun: Option<Lun>,
+    /// When the reset was asked for.
+    since: u64,
+    /// The first command sent after the reset completed.
+    witness: Option<(Itt, Lun)>,
 }
 
 fn scsi_status_bearing(h: &Header) -> Option<bool> {
@@ -127,7 +158,7 @@ impl ConnChecker {
     }
 
     /// A PDU the initiator sent. Returns the broken rule, if any.
-    pub fn initiator_pdu(&mut self, h: &Header, data_len: u32) -> Result<(), String> {
+    pub fn initiator_pdu(&mut self, h: &Header, data_len: u32, seq: u64) -> Result<(), String> {
         let (cmd_sn, immediate, itt, kind) = match h {
             Header::LoginRequest(x) => {
                 self.next_cmd_sn = Some(x.cmd_sn);
@@ -141,6 +172,7 @@ impl ConnChecker {
                 x.itt,
                 Some(Kind::Scsi {
                     lun: x.lun,
+                    opcode: x.cdb.opcode(),
                     expected_in: x.bidi_read_length.unwrap_or(if x.read {
                         x.expected_data_transfer_length
                     } else {
@@ -192,20 +224,31 @@ impl ConnChecker {
         let Some(kind) = kind else {
             return Ok(());
         };
+        match &kind {
+            Kind::Tmf { .. } => {
+                self.tmf_sent.insert(itt, seq);
+            }
+            Kind::Scsi { lun, opcode, .. } => self.note_command(itt, *lun, *opcode),
+            _ => {}
+        }
         if let Some(old) = self.tasks.get(&itt) {
             let continuation = matches!((&old.kind, &kind), (Kind::Text, Kind::Text));
-            if !continuation {
+            if !continuation && !old.maybe_aborted {
                 return Err(format!(
                     "{} reuses ITT {itt:#x} of an outstanding task (RFC 7143 §4.2.1)",
                     h.opcode().name()
                 ));
             }
-            return Ok(());
+            if continuation {
+                return Ok(());
+            }
         }
         self.tasks.insert(
             itt,
             Outstanding {
                 kind,
+                sent: seq,
+                maybe_aborted: false,
                 data_in_sn: 0,
                 data_in_offset: 0,
                 r2t_sn: 0,
@@ -247,9 +290,15 @@ impl ConnChecker {
         Ok(())
     }
 
-    /// A PDU the target sent. `Ok(Some(_))` asks the caller to end tasks
-    /// on the target's other connections.
-    pub fn target_pdu(&mut self, h: &Header, data: &[u8]) -> Result<Option<Clearing>, String> {
+    /// A PDU the target sent. `Ok(Some((what, reset)))` asks the caller to
+    /// end tasks on the target's other connections, and when `reset`, to
+    /// expect a unit attention there.
+    pub fn target_pdu(
+        &mut self,
+        h: &Header,
+        data: &[u8],
+        seq: u64,
+    ) -> Result<Option<(Clearing, bool, u64)>, String> {
         let name = h.opcode().name();
         if let (Some(bearing), Some(stat_sn)) = (scsi_status_bearing(h), stat_sn_of(h)) {
             match (self.next_stat_sn, h) {
@@ -286,6 +335,7 @@ impl ConnChecker {
                 self.max_cmd_sn = Some(max);
             }
         }
+        self.check_unit_attention(h, data, seq)?;
         match h {
             Header::DataIn(x) => {
                 let Some(task) = self.tasks.get_mut(&x.itt) else {
@@ -391,20 +441,29 @@ impl ConnChecker {
                     return Err(format!("TMF Response for non-TMF task {:#x}", x.itt));
                 };
                 let complete = x.response == tmf_response::FUNCTION_COMPLETE;
+                let sent = self.tmf_sent.remove(&x.itt).unwrap_or(0);
                 match TmfFunction::from_u8(function) {
                     Some(TmfFunction::AbortTask)
                         if complete || x.response == tmf_response::TASK_DOES_NOT_EXIST =>
                     {
                         self.tasks.remove(&referenced);
                     }
-                    Some(TmfFunction::AbortTaskSet) if complete => self.clear(Clearing::Lun(lun)),
-                    Some(TmfFunction::ClearTaskSet | TmfFunction::LogicalUnitReset) if complete => {
-                        return Ok(Some(Clearing::Lun(lun)));
+                    Some(TmfFunction::AbortTaskSet) if complete => {
+                        self.clear(Clearing::Lun(lun), Some(sent))
+                    }
+                    Some(TmfFunction::ClearTaskSet) if complete => {
+                        self.clear(Clearing::Lun(lun), Some(sent));
+                        return Ok(Some((Clearing::Lun(lun), false, sent)));
+                    }
+                    Some(TmfFunction::LogicalUnitReset) if complete => {
+                        self.clear(Clearing::Lun(lun), Some(sent));
+                        return Ok(Some((Clearing::Lun(lun), true, sent)));
                     }
                     Some(TmfFunction::TargetWarmReset | TmfFunction::TargetColdReset)
                         if complete =>
                     {
-                        return Ok(Some(Clearing::All));
+                        self.clear(Clearing::All, Some(sent));
+                        return Ok(Some((Clearing::All, true, sent)));
                     }
                     _ => {}
                 }
@@ -414,12 +473,96 @@ impl ConnChecker {
         Ok(None)
     }
 
-    /// Ends the SCSI tasks a task management function cleared.
-    pub fn clear(&mut self, what: Clearing) {
-        self.tasks.retain(|_, t| match (&t.kind, what) {
-            (Kind::Scsi { .. }, Clearing::All) => false,
-            (Kind::Scsi { lun, .. }, Clearing::Lun(l)) => *lun != l,
-            _ => true,
+    /// Another session's reset of `what`, asked for at `since` (the wire's
+    /// PDU counter), completed: the first command sent here from now on
+    /// to such a logical unit must meet a unit attention, unless an
+    /// earlier command already met one after the reset was asked for.
+    pub fn expect_unit_attention(&mut self, what: Clearing, since: u64) {
+        self.unit_attention_due.push(Due {
+            lun: match what {
+                Clearing::Lun(l) => Some(l),
+                Clearing::All => None,
+            },
+            since,
+            witness: None,
+        });
+    }
+
+    fn note_command(&mut self, itt: Itt, lun: Lun, opcode: u8) {
+        if matches!(opcode, 0x12 | 0xa0 | 0x03) {
+            return;
+        }
+        for due in &mut self.unit_attention_due {
+            if due.witness.is_none() && due.lun.is_none_or(|l| l == lun) {
+                due.witness = Some((itt, lun));
+            }
+        }
+    }
+
+    fn check_unit_attention(&mut self, h: &Header, data: &[u8], seq: u64) -> Result<(), String> {
+        let (itt, status) = match h {
+            Header::ScsiResponse(x) => (x.itt, x.status),
+            Header::DataIn(x) if x.status_present => (x.itt, x.status),
+            _ => return Ok(()),
+        };
+        let Some(Kind::Scsi { lun, .. }) = self.tasks.get(&itt).map(|t| &t.kind) else {
+            return Ok(());
+        };
+        let lun = *lun;
+        let key = (data.len() > 2)
+            .then(|| {
+                let sense = &data[2..];
+                match sense.first().map(|c| c & 0x7f) {
+                    Some(0x70 | 0x71) => sense.get(2).map(|k| k & 0x0f),
+                    Some(0x72 | 0x73) => sense.get(1).map(|k| k & 0x0f),
+                    _ => None,
+                }
+            })
+            .flatten();
+        let unit_attention = status == 0x02 && key == Some(0x06);
+        if unit_attention {
+            self.last_unit_attention.insert(lun, seq);
+        }
+        let last = self.last_unit_attention.get(&lun).copied();
+        let mut broken = None;
+        self.unit_attention_due.retain(|due| {
+            if due.witness.map(|(w, _)| w) != Some(itt) {
+                return true;
+            }
+            if !unit_attention && last.is_none_or(|l| l < due.since) {
+                broken = Some(status);
+            }
+            false
+        });
+        match broken {
+            Some(status) => Err(format!(
+                "the first command on LUN {} after another session's reset got status {status:#04x}, not UNIT ATTENTION (SAM-5)",
+                lun.index().map_or(-1, i32::from)
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// A task management function ended the SCSI tasks of `what`. On the
+    /// connection that asked (`asked` is when), the tasks sent before the
+    /// request were surely aborted and must get no response; every other
+    /// task in its scope (on this connection after the request, or on
+    /// another session's connection) may or may not have been.
+    pub fn clear(&mut self, what: Clearing, asked: Option<u64>) {
+        self.tasks.retain(|_, t| {
+            let hit = match (&t.kind, what) {
+                (Kind::Scsi { .. }, Clearing::All) => true,
+                (Kind::Scsi { lun, .. }, Clearing::Lun(l)) => *lun == l,
+                _ => false,
+            };
+            if !hit {
+                return true;
+            }
+            if asked.is_some_and(|a| t.sent < a) {
+                return false;
+            }
+            t.maybe_aborted = true;
+            true
         });
     }
 }

@@ -52,6 +52,8 @@ struct State {
     cache: BTreeMap<u64, Box<[u8]>>,
     /// Unreadable sectors; writing one repairs it (as a drive reallocates).
     bad: BTreeSet<u64>,
+    /// Every sector that was ever unreadable.
+    ever_bad: BTreeSet<u64>,
     stats: DiskStats,
 }
 
@@ -69,6 +71,7 @@ impl SimDisk {
                 durable: MemoryStore::new(config.capacity),
                 cache: BTreeMap::new(),
                 bad: BTreeSet::new(),
+                ever_bad: BTreeSet::new(),
                 stats: DiskStats::default(),
             })),
         }
@@ -95,7 +98,17 @@ impl SimDisk {
 
     /// Makes the sector holding byte `offset` unreadable.
     pub fn add_bad_sector(&self, offset: u64) {
-        self.lock().bad.insert(offset / SECTOR);
+        let mut s = self.lock();
+        s.bad.insert(offset / SECTOR);
+        s.ever_bad.insert(offset / SECTOR);
+    }
+
+    /// Whether any sector of `offset..offset+len` was ever unreadable.
+    pub fn was_bad(&self, offset: u64, len: u64) -> bool {
+        let s = self.lock();
+        let first = offset / SECTOR;
+        let last = (offset + len).div_ceil(SECTOR);
+        s.ever_bad.range(first..last).next().is_some()
     }
 
     /// Whether any sector of `offset..offset+len` is unreadable.

@@ -9,6 +9,7 @@
 
 pub mod backend;
 pub mod checker;
+pub mod cli;
 pub mod disk;
 pub mod faults;
 pub mod hash;
@@ -18,7 +19,11 @@ pub mod panics;
 pub mod payload;
 pub mod pcap;
 pub mod rng;
+pub mod scenarios;
 pub mod scripted;
+pub mod swarm;
+pub mod token;
 pub mod trace;
 pub mod wire;
+pub mod workload;
 pub mod world;

@@ -178,8 +178,17 @@ impl Listener for SimListener {
         Ok((stream, peer))
     }
 
+    /// The host's own address rather than the wildcard turmoil insists
+    /// on binding: as if the target listened on `192.168.0.1:3260`. (The
+    /// target reports this address in SendTargets, RFC 7143 Appendix C,
+    /// and `0.0.0.0` is no address to connect to.)
     fn local_addr(&self) -> io::Result<SocketAddr> {
-        self.inner.local_addr()
+        let bound = self.inner.local_addr()?;
+        if bound.ip().is_unspecified() {
+            Ok(SocketAddr::new(turmoil::lookup(&*self.host), bound.port()))
+        } else {
+            Ok(bound)
+        }
     }
 }
 

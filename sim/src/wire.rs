@@ -60,11 +60,15 @@ struct Conn {
     header_digest: bool,
     data_digest: bool,
     checker: ConnChecker,
+    /// A side shut down: the connection carries no new commands.
+    closed: bool,
 }
 
 struct State {
     conns: BTreeMap<ConnKey, Conn>,
     next_id: u32,
+    /// Counts every decoded PDU: the checkers' notion of "when".
+    seq: u64,
     pcap: Option<PcapWriter>,
 }
 
@@ -87,6 +91,7 @@ impl Wire {
             state: Mutex::new(State {
                 conns: BTreeMap::new(),
                 next_id: 1,
+                seq: 0,
                 pcap: pcap.then(|| PcapWriter::new(EPOCH)),
             }),
             check,
@@ -120,6 +125,7 @@ impl Wire {
                 header_digest: false,
                 data_digest: false,
                 checker: ConnChecker::new(),
+                closed: false,
             },
         );
         if let Some(p) = &mut s.pcap {
@@ -136,9 +142,11 @@ impl Wire {
     pub fn closed(&self, key: ConnKey, from_client: bool, host: &str) {
         let now = self.log.now();
         let mut s = self.lock();
-        let Some(id) = s.conns.get(&key).map(|c| c.id) else {
+        let Some(conn) = s.conns.get_mut(&key) else {
             return;
         };
+        conn.closed = true;
+        let id = conn.id;
         if let Some(p) = &mut s.pcap {
             p.fin(now, key.client, key.server, from_client);
         }
@@ -158,6 +166,7 @@ impl Wire {
             if let Some(p) = &mut s.pcap {
                 p.data(now, key.client, key.server, from_client, bytes);
             }
+            let mut seq = s.seq;
             let Some(conn) = s.conns.get_mut(&key) else {
                 return;
             };
@@ -179,25 +188,29 @@ impl Wire {
                         break;
                     }
                 };
+                seq += 1;
                 lines.push(format!("c{}{arrow} {}", conn.id, describe(&pdu)));
                 follow_login(conn, &pdu);
                 if self.check {
                     let result = if from_client {
                         conn.checker
-                            .initiator_pdu(&pdu.header, pdu.data.len() as u32)
+                            .initiator_pdu(&pdu.header, pdu.data.len() as u32, seq)
                             .map(|()| None)
                     } else {
-                        conn.checker.target_pdu(&pdu.header, &pdu.data)
+                        conn.checker.target_pdu(&pdu.header, &pdu.data, seq)
                     };
                     match result {
-                        Ok(Some(c)) => clearing = Some((key.server, c)),
+                        Ok(Some((c, reset, since))) => {
+                            clearing = Some((key.server, c, reset, since))
+                        }
                         Ok(None) => {}
                         Err(e) => failures.push(format!("c{}: protocol: {e}", conn.id)),
                     }
                 }
             }
-            if let Some((server, what)) = clearing {
-                clear_others(&mut s, key, server, what);
+            s.seq = seq;
+            if let Some((server, what, reset, since)) = clearing {
+                clear_others(&mut s, key, server, what, reset, since);
             }
         }
         for line in lines {
@@ -211,10 +224,20 @@ impl Wire {
 
 /// A TMF that ended tasks of every session of the target (LUN reset, ...)
 /// ends them in the checkers of the other connections too.
-fn clear_others(s: &mut State, key: ConnKey, server: SocketAddr, what: Clearing) {
+fn clear_others(
+    s: &mut State,
+    key: ConnKey,
+    server: SocketAddr,
+    what: Clearing,
+    reset: bool,
+    since: u64,
+) {
     for (k, c) in s.conns.iter_mut() {
-        if k.server == server && *k != key {
-            c.checker.clear(what);
+        if k.server == server && *k != key && !c.closed {
+            c.checker.clear(what, None);
+            if reset {
+                c.checker.expect_unit_attention(what, since);
+            }
         }
     }
 }

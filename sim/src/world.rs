@@ -151,6 +151,9 @@ pub struct WorldSetup {
     /// Whether the wire checker checks PDUs (off for scenarios that send
     /// malformed PDUs on purpose).
     pub check_wire: bool,
+    /// The scenario itself makes commands fail (it cuts links, resets or
+    /// aborts on purpose), so transport errors are expected.
+    pub disruptive: bool,
 }
 
 impl WorldSetup {
@@ -163,6 +166,7 @@ impl WorldSetup {
             liveness: Duration::from_secs(120),
             tick: Duration::from_millis(1),
             check_wire: true,
+            disruptive: false,
         }
     }
 
@@ -196,6 +200,9 @@ struct Inner {
     latency: SharedLatency,
     base_latency: Latency,
     planted: Option<PlantedBug>,
+    /// Blocks with a write in flight, and the host writing them (see
+    /// [`World::try_lock_blocks`]).
+    locks: Mutex<BTreeMap<(u16, u64), String>>,
 }
 
 /// What the hosts of a run share: the log, the oracle, the disks, the
@@ -255,6 +262,31 @@ impl World {
 
     pub fn routes(&self) -> &Arc<Routes> {
         &self.0.routes
+    }
+
+    /// Claims blocks `lba..lba+n` of `lun` for a write, all or none: the
+    /// workloads, like a file system, never have two writes in flight to
+    /// one block (see [`crate::oracle`]).
+    pub fn try_lock_blocks(&self, host: &str, lun: u16, lba: u64, n: u64) -> bool {
+        let mut locks = self.0.locks.lock().unwrap_or_else(|p| p.into_inner());
+        if locks.range((lun, lba)..(lun, lba + n)).next().is_some() {
+            return false;
+        }
+        locks.extend((lba..lba + n).map(|b| ((lun, b), host.to_string())));
+        true
+    }
+
+    /// A crashed host's writes are over (their outcome unknown).
+    fn unlock_host(&self, host: &str) {
+        let mut locks = self.0.locks.lock().unwrap_or_else(|p| p.into_inner());
+        locks.retain(|_, h| h != host);
+    }
+
+    pub fn unlock_blocks(&self, lun: u16, lba: u64, n: u64) {
+        let mut locks = self.0.locks.lock().unwrap_or_else(|p| p.into_inner());
+        for b in lba..lba + n {
+            locks.remove(&(lun, b));
+        }
     }
 
     fn mark_done(&self, host: &str) {
@@ -350,7 +382,7 @@ pub fn run(setup: WorldSetup, seeds: Seeds, options: &RunOptions) -> RunResult {
         seeds,
         oracle: Mutex::new(Oracle::new(block_size)),
         healed: AtomicBool::new(false),
-        disruptive: AtomicBool::new(options.disruptive),
+        disruptive: AtomicBool::new(options.disruptive || setup.disruptive),
         disks,
         server: Mutex::new(None),
         done: Mutex::new(BTreeSet::new()),
@@ -358,6 +390,7 @@ pub fn run(setup: WorldSetup, seeds: Seeds, options: &RunOptions) -> RunResult {
         wire: wire.clone(),
         latency: Arc::new(Mutex::new(setup.target.latency)),
         base_latency: setup.target.latency,
+        locks: Mutex::new(BTreeMap::new()),
         planted: options.planted,
     }));
     let subscriber = tracing_subscriber::registry().with(TraceLayer::new(log.clone()));
@@ -583,6 +616,7 @@ fn apply(
                 }
             }
             crashed.insert(host.clone());
+            world.unlock_host(host);
             if host == TARGET {
                 for disk in world.0.disks.values() {
                     disk.crash(rng);

@@ -459,6 +459,10 @@ impl Endpoint {
         for id in &session.conns {
             if let Some(conn) = self.conns.get_mut(id) {
                 conn.tsih = None;
+                // PDUs still queued (a Logout Response) carry the session's
+                // last ExpCmdSN, not the login's (§4.2.2.1: it never goes
+                // back). Found by the simulator's wire checker.
+                conn.login_cmd_sn = session.exp_cmd_sn;
                 if !matches!(conn.phase, Phase::Closing) {
                     conn.phase = Phase::Closing;
                     self.events.push_back(Event::Close(*id));
