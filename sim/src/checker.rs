@@ -597,8 +597,8 @@ mod tests {
     #[test]
     fn a_repeated_stat_sn_is_caught() {
         let mut c = ConnChecker::new();
-        c.target_pdu(&login(10), &[]).unwrap();
-        c.initiator_pdu(&read(1, 1), 0).unwrap();
+        c.target_pdu(&login(10), &[], 0).unwrap();
+        c.initiator_pdu(&read(1, 1), 0, 0).unwrap();
         let data_in = Header::DataIn(DataIn {
             itt: 1,
             status_present: true,
@@ -608,8 +608,8 @@ mod tests {
             max_cmd_sn: 9,
             ..DataIn::default()
         });
-        c.target_pdu(&data_in, &[0u8; 1024]).unwrap();
-        c.initiator_pdu(&read(2, 2), 0).unwrap();
+        c.target_pdu(&data_in, &[0u8; 1024], 0).unwrap();
+        c.initiator_pdu(&read(2, 2), 0, 0).unwrap();
         let rsp = Header::ScsiResponse(ScsiResponse {
             itt: 2,
             stat_sn: 11,
@@ -617,25 +617,26 @@ mod tests {
             max_cmd_sn: 10,
             ..ScsiResponse::default()
         });
-        let err = c.target_pdu(&rsp, &[]).unwrap_err();
+        let err = c.target_pdu(&rsp, &[], 0).unwrap_err();
         assert!(err.contains("StatSN 11, expected 12"), "{err}");
     }
 
     #[test]
     fn itt_reuse_and_cmd_sn_gaps_are_caught() {
         let mut c = ConnChecker::new();
-        c.target_pdu(&login(1), &[]).unwrap();
+        c.target_pdu(&login(1), &[], 0).unwrap();
         c.initiator_pdu(
             &Header::LoginRequest(iscsi_engine::pdu::LoginRequest {
                 cmd_sn: 1,
                 ..Default::default()
             }),
             0,
+            0,
         )
         .unwrap();
-        c.initiator_pdu(&read(5, 1), 0).unwrap();
+        c.initiator_pdu(&read(5, 1), 0, 0).unwrap();
         assert!(
-            c.initiator_pdu(&read(5, 2), 0)
+            c.initiator_pdu(&read(5, 2), 0, 0)
                 .unwrap_err()
                 .contains("reuses")
         );
@@ -646,11 +647,12 @@ mod tests {
                 ..Default::default()
             }),
             0,
+            0,
         )
         .unwrap();
-        c.initiator_pdu(&read(1, 1), 0).unwrap();
+        c.initiator_pdu(&read(1, 1), 0, 0).unwrap();
         assert!(
-            c.initiator_pdu(&read(2, 3), 0)
+            c.initiator_pdu(&read(2, 3), 0, 0)
                 .unwrap_err()
                 .contains("CmdSN 3")
         );
@@ -659,7 +661,7 @@ mod tests {
     #[test]
     fn a_data_sn_gap_is_caught() {
         let mut c = ConnChecker::new();
-        c.initiator_pdu(&read(1, 1), 0).unwrap();
+        c.initiator_pdu(&read(1, 1), 0, 0).unwrap();
         let d = |sn, off| {
             Header::DataIn(DataIn {
                 itt: 1,
@@ -668,8 +670,8 @@ mod tests {
                 ..DataIn::default()
             })
         };
-        c.target_pdu(&d(0, 0), &[0u8; 256]).unwrap();
-        let err = c.target_pdu(&d(2, 256), &[0u8; 256]).unwrap_err();
+        c.target_pdu(&d(0, 0), &[0u8; 256], 0).unwrap();
+        let err = c.target_pdu(&d(2, 256), &[0u8; 256], 0).unwrap_err();
         assert!(err.contains("DataSN 2"), "{err}");
     }
 }
