@@ -394,16 +394,14 @@ impl ConnChecker {
                     ));
                 }
             }
-            Header::ScsiResponse(x) => {
-                if self.tasks.remove(&x.itt).is_none() {
+            Header::ScsiResponse(x)
+                if self.tasks.remove(&x.itt).is_none() => {
                     return Err(format!("SCSI Response for ITT {:#x}, no such task", x.itt));
                 }
-            }
-            Header::NopIn(x) if x.itt != RESERVED_TAG => {
-                if self.tasks.remove(&x.itt).is_none() {
+            Header::NopIn(x) if x.itt != RESERVED_TAG
+                && self.tasks.remove(&x.itt).is_none() => {
                     return Err(format!("NOP-In for ITT {:#x}, no such ping", x.itt));
                 }
-            }
             Header::TextResponse(x) => {
                 if !self.tasks.contains_key(&x.itt) {
                     return Err(format!("Text Response for ITT {:#x}, no such task", x.itt));
@@ -412,22 +410,20 @@ impl ConnChecker {
                     self.tasks.remove(&x.itt);
                 }
             }
-            Header::LogoutResponse(x) => {
-                if self.tasks.remove(&x.itt).is_none() {
+            Header::LogoutResponse(x)
+                if self.tasks.remove(&x.itt).is_none() => {
                     return Err(format!(
                         "Logout Response for ITT {:#x}, no such task",
                         x.itt
                     ));
                 }
-            }
-            Header::Reject(_) => {
+            Header::Reject(_)
                 // The rejected PDU's BHS is the data segment (§11.17.1);
                 // a rejected request ends.
-                if data.len() >= 20 && data[0] & 0x3f != 0x05 {
+                if data.len() >= 20 && data[0] & 0x3f != 0x05 => {
                     let itt = u32::from_be_bytes([data[16], data[17], data[18], data[19]]);
                     self.tasks.remove(&itt);
                 }
-            }
             Header::TaskMgmtResponse(x) => {
                 let Some(task) = self.tasks.remove(&x.itt) else {
                     return Err(format!("TMF Response for ITT {:#x}, no such task", x.itt));

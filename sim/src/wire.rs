@@ -45,7 +45,7 @@ impl Direction {
             buf: BytesMut::new(),
             decoder: Decoder {
                 digests: Digests::default(),
-                max_recv_data_segment_length: MAX_DATA_SEGMENT_LENGTH as u32,
+                max_recv_data_segment_length: MAX_DATA_SEGMENT_LENGTH,
             },
             broken: false,
         }
