@@ -296,7 +296,8 @@ fn interop_open_iscsi(args: OpenIscsiArgs) -> Result<(), Failure> {
     let target = if args.target == "tgtd" {
         TargetKind::Tgtd
     } else {
-        let binary = std::env::current_exe().map_err(|e| Failure::run(format!("cannot find this binary: {e}")))?;
+        let binary = std::env::current_exe()
+            .map_err(|e| Failure::run(format!("cannot find this binary: {e}")))?;
         TargetKind::Harness { binary }
     };
     let mut options = Options::new(target);
@@ -306,5 +307,9 @@ fn interop_open_iscsi(args: OpenIscsiArgs) -> Result<(), Failure> {
     options.junit = args.junit;
     let report = open_iscsi::run(&options).map_err(|e| Failure::run(e.to_string()))?;
     println!("{report}");
-    if report.success() { Ok(()) } else { Err(Failure::run(report.summary())) }
+    if report.success() {
+        Ok(())
+    } else {
+        Err(Failure::run(report.summary()))
+    }
 }

@@ -12,8 +12,14 @@ use common::{Scripted, TargetProcess};
 use iscsi_engine::pdu::{Header, LogoutRequest, Pdu, async_event};
 
 fn harness(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_iscsi-harness")).args(args).output().expect("run");
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    let out = Command::new(env!("CARGO_BIN_EXE_iscsi-harness"))
+        .args(args)
+        .output()
+        .expect("run");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -29,8 +35,15 @@ fn bad_usage_is_one_line_and_exit_2() {
     ] {
         let (code, stderr) = harness(args);
         assert_eq!(code, 2, "{args:?}: {stderr}");
-        assert_eq!(stderr.lines().count(), 1, "{args:?}: one line, got {stderr:?}");
-        assert!(stderr.starts_with("iscsi-harness: error: "), "{args:?}: {stderr}");
+        assert_eq!(
+            stderr.lines().count(),
+            1,
+            "{args:?}: one line, got {stderr:?}"
+        );
+        assert!(
+            stderr.starts_with("iscsi-harness: error: "),
+            "{args:?}: {stderr}"
+        );
     }
     let (code, _) = harness(&["no-such-command"]);
     assert_eq!(code, 2);
@@ -38,16 +51,32 @@ fn bad_usage_is_one_line_and_exit_2() {
 
 #[test]
 fn sigterm_logs_sessions_out_and_exits_cleanly() {
-    let mut target = TargetProcess::start(&["--iqn", "iqn.2026-11.org.iscsi-harness:term", "--lun", "1=mem:16MiB"]);
+    let mut target = TargetProcess::start(&[
+        "--iqn",
+        "iqn.2026-11.org.iscsi-harness:term",
+        "--lun",
+        "1=mem:16MiB",
+    ]);
     let mut client = Scripted::connect(target.addr);
-    client.login("iqn.2026-11.org.iscsi-harness:host", "iqn.2026-11.org.iscsi-harness:term", 1).expect("login");
+    client
+        .login(
+            "iqn.2026-11.org.iscsi-harness:host",
+            "iqn.2026-11.org.iscsi-harness:term",
+            1,
+        )
+        .expect("login");
     rustix::process::kill_process(
         rustix::process::Pid::from_raw(target.child.id() as i32).expect("pid"),
         rustix::process::Signal::TERM,
     )
     .expect("SIGTERM");
-    let pdu = client.recv(Duration::from_secs(5)).expect("a PDU").expect("not closed");
-    let Header::AsyncMessage(msg) = &pdu.header else { panic!("Async Message expected, got {pdu:?}") };
+    let pdu = client
+        .recv(Duration::from_secs(5))
+        .expect("a PDU")
+        .expect("not closed");
+    let Header::AsyncMessage(msg) = &pdu.header else {
+        panic!("Async Message expected, got {pdu:?}")
+    };
     assert_eq!(msg.async_event, async_event::LOGOUT_REQUEST);
     let logout = LogoutRequest {
         immediate: true,
@@ -58,14 +87,23 @@ fn sigterm_logs_sessions_out_and_exits_cleanly() {
         ..LogoutRequest::default()
     };
     client.send(&Pdu::bare(Header::LogoutRequest(logout)));
-    let pdu = client.recv(Duration::from_secs(5)).expect("a PDU").expect("not closed");
-    assert!(matches!(pdu.header, Header::LogoutResponse(ref r) if r.response == 0), "{pdu:?}");
+    let pdu = client
+        .recv(Duration::from_secs(5))
+        .expect("a PDU")
+        .expect("not closed");
+    assert!(
+        matches!(pdu.header, Header::LogoutResponse(ref r) if r.response == 0),
+        "{pdu:?}"
+    );
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
         if let Some(status) = target.child.try_wait().expect("wait") {
             break status;
         }
-        assert!(Instant::now() < deadline, "the target did not exit after the last logout");
+        assert!(
+            Instant::now() < deadline,
+            "the target did not exit after the last logout"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(status.success(), "exit status {status:?}");

@@ -49,13 +49,21 @@ fn device() -> Device {
         readonly: false,
     };
     let mut luns = BTreeMap::new();
-    luns.insert(1, LogicalUnit::new(config, Box::new(MemoryStore::new(64 << 20))));
+    luns.insert(
+        1,
+        LogicalUnit::new(config, Box::new(MemoryStore::new(64 << 20))),
+    );
     Device::new(luns)
 }
 
 fn target_config(name: &str) -> TargetConfig {
     TargetConfig {
-        node: TargetNode { name: name.into(), alias: None, portal_group_tag: 1, auth: AuthPolicy::default() },
+        node: TargetNode {
+            name: name.into(),
+            alias: None,
+            portal_group_tag: 1,
+            auth: AuthPolicy::default(),
+        },
         luns: vec![1],
         acl: vec![Acl::All],
     }
@@ -63,7 +71,10 @@ fn target_config(name: &str) -> TargetConfig {
 
 impl Harness {
     fn new(tweak: impl FnOnce(&mut EndpointConfig)) -> Harness {
-        let mut config = EndpointConfig { targets: vec![target_config(TARGET)], ..EndpointConfig::default() };
+        let mut config = EndpointConfig {
+            targets: vec![target_config(TARGET)],
+            ..EndpointConfig::default()
+        };
         tweak(&mut config);
         let mut devices = BTreeMap::new();
         for t in &config.targets {
@@ -80,10 +91,17 @@ impl Harness {
     }
 
     fn connect(&mut self) -> ConnId {
-        let id = self.ep.accept("127.0.0.1:50000".parse().unwrap(), "127.0.0.1:3260".parse().unwrap(), self.now);
+        let id = self.ep.accept(
+            "127.0.0.1:50000".parse().unwrap(),
+            "127.0.0.1:3260".parse().unwrap(),
+            self.now,
+        );
         let client = Client {
             encoder: Encoder::default(),
-            decoder: Decoder { max_recv_data_segment_length: 1 << 24, ..Decoder::default() },
+            decoder: Decoder {
+                max_recv_data_segment_length: 1 << 24,
+                ..Decoder::default()
+            },
             inbox: BytesMut::new(),
             cmd_sn: 1,
             exp_stat_sn: 0,
@@ -105,12 +123,23 @@ impl Harness {
                         expected_in_len: x.expected_in_len,
                         attr: x.attr,
                     };
-                    let result = self.devices.get_mut(&*x.target).unwrap().execute(x.lun, request);
+                    let result = self
+                        .devices
+                        .get_mut(&*x.target)
+                        .unwrap()
+                        .execute(x.lun, request);
                     self.ep.complete(x.task, result, self.now);
                 }
-                Event::TaskManagement { target, nexus, lun, function } => {
-                    self.devices.get_mut(&*target).unwrap().task_management(&nexus, lun, function)
-                }
+                Event::TaskManagement {
+                    target,
+                    nexus,
+                    lun,
+                    function,
+                } => self
+                    .devices
+                    .get_mut(&*target)
+                    .unwrap()
+                    .task_management(&nexus, lun, function),
                 Event::NexusLost { target, nexus } => {
                     self.nexus_lost += 1;
                     self.devices.get_mut(&*target).unwrap().nexus_lost(&nexus)
@@ -141,7 +170,11 @@ impl Harness {
             Encoder { digests: t.digests }.encode(&t.pdu, &mut buf);
             let client = self.clients.get_mut(&id).unwrap();
             client.inbox.extend_from_slice(&buf);
-            while let Some(pdu) = client.decoder.decode(&mut client.inbox).expect("target PDU decodes") {
+            while let Some(pdu) = client
+                .decoder
+                .decode(&mut client.inbox)
+                .expect("target PDU decodes")
+            {
                 if let Some(sn) = stat_sn(&pdu.header) {
                     client.exp_stat_sn = sn.wrapping_add(1);
                 }
@@ -181,13 +214,17 @@ impl Harness {
         loop {
             let responses = self.recv(id);
             assert_eq!(responses.len(), 1, "one Login Response per request");
-            let Header::LoginResponse(h) = &responses[0].header else { panic!("not a login response") };
+            let Header::LoginResponse(h) = &responses[0].header else {
+                panic!("not a login response")
+            };
             match login.handle(h, &responses[0].data, &mut rng) {
                 InitiatorLoginStep::Send(next) => self.send(id, next),
                 InitiatorLoginStep::Complete(outcome) => {
                     let client = self.clients.get_mut(&id).unwrap();
-                    let digests =
-                        Digests { header: outcome.connection.header_digest, data: outcome.connection.data_digest };
+                    let digests = Digests {
+                        header: outcome.connection.header_digest,
+                        data: outcome.connection.data_digest,
+                    };
                     client.encoder.digests = digests;
                     client.decoder.digests = digests;
                     client.cmd_sn = outcome.cmd_sn;
@@ -214,7 +251,15 @@ impl Harness {
         c.cmd_sn.wrapping_sub(1)
     }
 
-    fn command(&mut self, id: ConnId, cdb: &[u8], read: u32, write: Option<Bytes>, cmd_sn: u32, itt: u32) -> Pdu {
+    fn command(
+        &mut self,
+        id: ConnId,
+        cdb: &[u8],
+        read: u32,
+        write: Option<Bytes>,
+        cmd_sn: u32,
+        itt: u32,
+    ) -> Pdu {
         let exp_stat_sn = self.clients[&id].exp_stat_sn;
         let (write_len, data) = match &write {
             Some(d) => (d.len() as u32, d.clone()),
@@ -250,7 +295,8 @@ impl Harness {
     /// TEST UNIT READY until the power-on unit attention is gone.
     fn clear_unit_attention(&mut self, id: ConnId) {
         for _ in 0..3 {
-            if status_of(&self.run_command(id, &[0, 0, 0, 0, 0, 0], 0, None)) == Some(status::GOOD) {
+            if status_of(&self.run_command(id, &[0, 0, 0, 0, 0, 0], 0, None)) == Some(status::GOOD)
+            {
                 return;
             }
         }
@@ -286,7 +332,11 @@ fn data_of(pdus: &[Pdu]) -> Vec<u8> {
     let mut data = Vec::new();
     for p in pdus {
         if let Header::DataIn(h) = &p.header {
-            assert_eq!(h.buffer_offset as usize, data.len(), "Data-In in offset order");
+            assert_eq!(
+                h.buffer_offset as usize,
+                data.len(),
+                "Data-In in offset order"
+            );
             data.extend_from_slice(&p.data);
         }
     }
@@ -318,7 +368,9 @@ fn inquiry_answers_with_phase_collapsed_status() {
     let (mut h, id) = ready_session();
     let pdus = h.run_command(id, &[0x12, 0, 0, 0, 96, 0], 96, None);
     assert_eq!(pdus.len(), 1, "one Data-In carrying the status");
-    let Header::DataIn(d) = &pdus[0].header else { panic!("Data-In expected") };
+    let Header::DataIn(d) = &pdus[0].header else {
+        panic!("Data-In expected")
+    };
     assert!(d.status_present && d.final_);
     assert_eq!(d.status, status::GOOD);
     assert_eq!(&pdus[0].data[8..15], b"HARNESS");
@@ -347,12 +399,32 @@ fn commands_execute_in_cmd_sn_order() {
 fn out_of_window_and_duplicate_commands_are_ignored() {
     let (mut h, id) = ready_session();
     let cmd_sn = h.clients[&id].cmd_sn;
-    let far = h.command(id, &[0, 0, 0, 0, 0, 0], 0, None, cmd_sn.wrapping_add(100_000), 200);
+    let far = h.command(
+        id,
+        &[0, 0, 0, 0, 0, 0],
+        0,
+        None,
+        cmd_sn.wrapping_add(100_000),
+        200,
+    );
     h.send(id, far);
-    let stale = h.command(id, &[0, 0, 0, 0, 0, 0], 0, None, cmd_sn.wrapping_sub(1), 201);
+    let stale = h.command(
+        id,
+        &[0, 0, 0, 0, 0, 0],
+        0,
+        None,
+        cmd_sn.wrapping_sub(1),
+        201,
+    );
     h.send(id, stale);
-    assert!(h.recv(id).is_empty(), "nothing answers commands outside the window");
-    assert_eq!(status_of(&h.run_command(id, &[0, 0, 0, 0, 0, 0], 0, None)), Some(status::GOOD));
+    assert!(
+        h.recv(id).is_empty(),
+        "nothing answers commands outside the window"
+    );
+    assert_eq!(
+        status_of(&h.run_command(id, &[0, 0, 0, 0, 0, 0], 0, None)),
+        Some(status::GOOD)
+    );
 }
 
 #[test]
@@ -364,7 +436,10 @@ fn r2t_sequences_respect_max_burst_and_outstanding() {
         c.preferences.max_outstanding_r2t = 2;
     });
     let id = h.connect();
-    let prefs = Preferences { max_outstanding_r2t: 4, ..Preferences::default() };
+    let prefs = Preferences {
+        max_outstanding_r2t: 4,
+        ..Preferences::default()
+    };
     h.login_with(id, 1, prefs, SessionType::Normal);
     h.clear_unit_attention(id);
     let itt = h.next_itt(id);
@@ -387,9 +462,15 @@ fn r2t_sequences_respect_max_burst_and_outstanding() {
     let mut served = 0;
     while let Some(r2t) = r2ts.first().cloned() {
         r2ts.remove(0);
-        assert_eq!(r2t.desired_data_transfer_length, 16384, "MaxBurstLength = 16384");
+        assert_eq!(
+            r2t.desired_data_transfer_length, 16384,
+            "MaxBurstLength = 16384"
+        );
         assert_eq!(r2t.r2t_sn, served);
-        for (sn, off) in (r2t.buffer_offset..r2t.buffer_offset + 16384).step_by(8192).enumerate() {
+        for (sn, off) in (r2t.buffer_offset..r2t.buffer_offset + 16384)
+            .step_by(8192)
+            .enumerate()
+        {
             let data = Bytes::copy_from_slice(&payload[off as usize..off as usize + 8192]);
             let out = DataOut {
                 final_: off + 8192 == r2t.buffer_offset + 16384,
@@ -423,39 +504,77 @@ fn unsolicited_data_then_r2t_for_the_rest() {
         c.preferences.first_burst_length = 8192;
     });
     let id = h.connect();
-    let prefs = Preferences { initial_r2t: false, first_burst_length: 8192, ..Preferences::default() };
+    let prefs = Preferences {
+        initial_r2t: false,
+        first_burst_length: 8192,
+        ..Preferences::default()
+    };
     h.login_with(id, 1, prefs, SessionType::Normal);
     h.clear_unit_attention(id);
     let itt = h.next_itt(id);
     let cmd_sn = h.take_cmd_sn(id);
-    let mut cmd = h.command(id, &write10(0, 64), 0, Some(Bytes::from(vec![1u8; 4096])), cmd_sn, itt);
+    let mut cmd = h.command(
+        id,
+        &write10(0, 64),
+        0,
+        Some(Bytes::from(vec![1u8; 4096])),
+        cmd_sn,
+        itt,
+    );
     if let Header::ScsiCommand(c) = &mut cmd.header {
         c.expected_data_transfer_length = 32768;
         c.final_ = false;
     }
     h.send(id, cmd);
-    assert!(h.recv(id).is_empty(), "no R2T before the unsolicited data ends");
-    let out = DataOut { final_: true, lun: Lun::from_index(1), itt, ttt: RESERVED_TAG, buffer_offset: 4096, ..DataOut::default() };
-    h.send(id, Pdu::new(Header::DataOut(out), Bytes::from(vec![2u8; 4096])));
+    assert!(
+        h.recv(id).is_empty(),
+        "no R2T before the unsolicited data ends"
+    );
+    let out = DataOut {
+        final_: true,
+        lun: Lun::from_index(1),
+        itt,
+        ttt: RESERVED_TAG,
+        buffer_offset: 4096,
+        ..DataOut::default()
+    };
+    h.send(
+        id,
+        Pdu::new(Header::DataOut(out), Bytes::from(vec![2u8; 4096])),
+    );
     let pdus = h.recv(id);
-    let Header::R2t(r2t) = &pdus[0].header else { panic!("R2T expected") };
-    assert_eq!((r2t.buffer_offset, r2t.desired_data_transfer_length), (8192, 24576));
+    let Header::R2t(r2t) = &pdus[0].header else {
+        panic!("R2T expected")
+    };
+    assert_eq!(
+        (r2t.buffer_offset, r2t.desired_data_transfer_length),
+        (8192, 24576)
+    );
 }
 
 #[test]
 fn data_in_is_split_by_max_recv_data_segment_length() {
     let mut h = Harness::new(|c| c.preferences.max_burst_length = 65536);
     let id = h.connect();
-    let prefs = Preferences { max_recv_data_segment_length: 8192, ..Preferences::default() };
+    let prefs = Preferences {
+        max_recv_data_segment_length: 8192,
+        ..Preferences::default()
+    };
     h.login_with(id, 1, prefs, SessionType::Normal);
     h.clear_unit_attention(id);
     let pdus = h.run_command(id, &read10(0, 512), 262144, None);
     assert_eq!(pdus.len(), 32);
     for (i, p) in pdus.iter().enumerate() {
-        let Header::DataIn(d) = &p.header else { panic!("Data-In expected") };
+        let Header::DataIn(d) = &p.header else {
+            panic!("Data-In expected")
+        };
         assert_eq!(d.data_sn, i as u32);
         assert_eq!(p.data.len(), 8192);
-        assert_eq!(d.final_, (i + 1) % 8 == 0, "F ends each MaxBurstLength sequence");
+        assert_eq!(
+            d.final_,
+            (i + 1) % 8 == 0,
+            "F ends each MaxBurstLength sequence"
+        );
         assert_eq!(d.status_present, i == 31);
     }
 }
@@ -464,11 +583,15 @@ fn data_in_is_split_by_max_recv_data_segment_length() {
 fn read_residuals() {
     let (mut h, id) = ready_session();
     let pdus = h.run_command(id, &read10(0, 2), 512, None);
-    let Header::DataIn(d) = &pdus.last().unwrap().header else { panic!() };
+    let Header::DataIn(d) = &pdus.last().unwrap().header else {
+        panic!()
+    };
     assert!(d.overflow && !d.underflow);
     assert_eq!(d.residual_count, 512);
     let pdus = h.run_command(id, &read10(0, 1), 10000, None);
-    let Header::DataIn(d) = &pdus.last().unwrap().header else { panic!() };
+    let Header::DataIn(d) = &pdus.last().unwrap().header else {
+        panic!()
+    };
     assert!(d.underflow);
     assert_eq!(d.residual_count, 10000 - 512);
 }
@@ -477,8 +600,13 @@ fn read_residuals() {
 fn write_residuals_against_the_cdb() {
     let (mut h, id) = ready_session();
     let pdus = h.run_command(id, &write10(0, 1), 0, Some(Bytes::from(vec![0u8; 1024])));
-    let Header::ScsiResponse(r) = &pdus[0].header else { panic!() };
-    assert_eq!((r.status, r.underflow, r.residual_count), (status::GOOD, true, 512));
+    let Header::ScsiResponse(r) = &pdus[0].header else {
+        panic!()
+    };
+    assert_eq!(
+        (r.status, r.underflow, r.residual_count),
+        (status::GOOD, true, 512)
+    );
 }
 
 #[test]
@@ -490,19 +618,38 @@ fn nop_out_is_echoed_and_idle_connections_are_pinged_then_dropped() {
     let id = h.connect();
     h.login(id);
     let cmd_sn = h.take_cmd_sn(id);
-    let ping = NopOut { immediate: true, itt: 77, ttt: RESERVED_TAG, cmd_sn, ..NopOut::default() };
-    h.send(id, Pdu::new(Header::NopOut(ping), Bytes::from_static(b"ping!")));
+    let ping = NopOut {
+        immediate: true,
+        itt: 77,
+        ttt: RESERVED_TAG,
+        cmd_sn,
+        ..NopOut::default()
+    };
+    h.send(
+        id,
+        Pdu::new(Header::NopOut(ping), Bytes::from_static(b"ping!")),
+    );
     let pdus = h.recv(id);
-    let Header::NopIn(n) = &pdus[0].header else { panic!("NOP-In expected") };
+    let Header::NopIn(n) = &pdus[0].header else {
+        panic!("NOP-In expected")
+    };
     assert_eq!((n.itt, &pdus[0].data[..]), (77, &b"ping!"[..]));
     h.advance(Duration::from_secs(6));
     let pdus = h.recv(id);
-    let Header::NopIn(n) = &pdus[0].header else { panic!("ping expected") };
+    let Header::NopIn(n) = &pdus[0].header else {
+        panic!("ping expected")
+    };
     assert_eq!(n.itt, RESERVED_TAG);
     assert_ne!(n.ttt, RESERVED_TAG);
     h.advance(Duration::from_secs(6));
-    assert!(h.closed.contains(&id), "an unanswered ping drops the connection");
-    assert_eq!(h.nexus_lost, 1, "the session ends with it at ErrorRecoveryLevel 0");
+    assert!(
+        h.closed.contains(&id),
+        "an unanswered ping drops the connection"
+    );
+    assert_eq!(
+        h.nexus_lost, 1,
+        "the session ends with it at ErrorRecoveryLevel 0"
+    );
 }
 
 #[test]
@@ -530,11 +677,15 @@ fn abort_task_of_a_task_waiting_for_data() {
         ..TaskMgmtRequest::default()
     };
     h.send(id, Pdu::bare(Header::TaskMgmtRequest(tmf.clone())));
-    let Header::TaskMgmtResponse(r) = &h.recv(id)[0].header else { panic!() };
+    let Header::TaskMgmtResponse(r) = &h.recv(id)[0].header else {
+        panic!()
+    };
     assert_eq!(r.response, tmf_response::FUNCTION_COMPLETE);
     let again = TaskMgmtRequest { itt: 901, ..tmf };
     h.send(id, Pdu::bare(Header::TaskMgmtRequest(again)));
-    let Header::TaskMgmtResponse(r) = &h.recv(id)[0].header else { panic!() };
+    let Header::TaskMgmtResponse(r) = &h.recv(id)[0].header else {
+        panic!()
+    };
     assert_eq!(r.response, tmf_response::TASK_DOES_NOT_EXIST);
     let reassign = TaskMgmtRequest {
         immediate: true,
@@ -543,8 +694,14 @@ fn abort_task_of_a_task_waiting_for_data() {
         ..TaskMgmtRequest::default()
     };
     h.send(id, Pdu::bare(Header::TaskMgmtRequest(reassign)));
-    let Header::TaskMgmtResponse(r) = &h.recv(id)[0].header else { panic!() };
-    assert_eq!(r.response, tmf_response::TASK_ALLEGIANCE_REASSIGNMENT_NOT_SUPPORTED, "ERL 0");
+    let Header::TaskMgmtResponse(r) = &h.recv(id)[0].header else {
+        panic!()
+    };
+    assert_eq!(
+        r.response,
+        tmf_response::TASK_ALLEGIANCE_REASSIGNMENT_NOT_SUPPORTED,
+        "ERL 0"
+    );
 }
 
 #[test]
@@ -559,7 +716,9 @@ fn lun_reset_raises_a_unit_attention() {
         ..TaskMgmtRequest::default()
     };
     h.send(id, Pdu::bare(Header::TaskMgmtRequest(tmf)));
-    let Header::TaskMgmtResponse(r) = &h.recv(id)[0].header else { panic!() };
+    let Header::TaskMgmtResponse(r) = &h.recv(id)[0].header else {
+        panic!()
+    };
     assert_eq!(r.response, tmf_response::FUNCTION_COMPLETE);
     let pdus = h.run_command(id, &[0, 0, 0, 0, 0, 0], 0, None);
     assert_eq!(status_of(&pdus), Some(status::CHECK_CONDITION));
@@ -571,7 +730,9 @@ fn lun_reset_raises_a_unit_attention() {
         ..TaskMgmtRequest::default()
     };
     h.send(id, Pdu::bare(Header::TaskMgmtRequest(missing)));
-    let Header::TaskMgmtResponse(r) = &h.recv(id)[0].header else { panic!() };
+    let Header::TaskMgmtResponse(r) = &h.recv(id)[0].header else {
+        panic!()
+    };
     assert_eq!(r.response, tmf_response::LUN_DOES_NOT_EXIST);
 }
 
@@ -579,10 +740,18 @@ fn lun_reset_raises_a_unit_attention() {
 fn logout_ends_the_session() {
     let (mut h, id) = ready_session();
     let cmd_sn = h.take_cmd_sn(id);
-    let logout = LogoutRequest { immediate: true, reason: 0, itt: 33, cmd_sn, ..LogoutRequest::default() };
+    let logout = LogoutRequest {
+        immediate: true,
+        reason: 0,
+        itt: 33,
+        cmd_sn,
+        ..LogoutRequest::default()
+    };
     h.send(id, Pdu::bare(Header::LogoutRequest(logout)));
     let pdus = h.recv(id);
-    let Header::LogoutResponse(r) = &pdus[0].header else { panic!() };
+    let Header::LogoutResponse(r) = &pdus[0].header else {
+        panic!()
+    };
     assert_eq!((r.itt, r.response), (33, 0));
     assert!(h.closed.contains(&id));
     assert_eq!(h.nexus_lost, 1);
@@ -594,7 +763,10 @@ fn a_second_login_with_the_same_isid_reinstates_the_session() {
     let (mut h, first) = ready_session();
     let second = h.connect();
     h.login(second);
-    assert!(h.closed.contains(&first), "the old session's connection closes");
+    assert!(
+        h.closed.contains(&first),
+        "the old session's connection closes"
+    );
     assert_eq!(h.ep.session_count(), 1);
     let other = h.connect();
     h.login_with(other, 2, Preferences::default(), SessionType::Normal);
@@ -605,34 +777,63 @@ fn a_second_login_with_the_same_isid_reinstates_the_session() {
 fn send_targets_continues_long_answers() {
     let mut h = Harness::new(|c| {
         for i in 0..40 {
-            c.targets.push(target_config(&format!("iqn.2026-11.test:a-rather-long-target-name-number-{i:03}")));
+            c.targets.push(target_config(&format!(
+                "iqn.2026-11.test:a-rather-long-target-name-number-{i:03}"
+            )));
         }
     });
     let id = h.connect();
-    let prefs = Preferences { max_recv_data_segment_length: 512, ..Preferences::default() };
+    let prefs = Preferences {
+        max_recv_data_segment_length: 512,
+        ..Preferences::default()
+    };
     h.login_with(id, 1, prefs, SessionType::Discovery);
-    let text = TextRequest { immediate: true, final_: true, itt: 9, ttt: RESERVED_TAG, ..TextRequest::default() };
-    h.send(id, Pdu::new(Header::TextRequest(text.clone()), Bytes::from_static(b"SendTargets=All\0")));
+    let text = TextRequest {
+        immediate: true,
+        final_: true,
+        itt: 9,
+        ttt: RESERVED_TAG,
+        ..TextRequest::default()
+    };
+    h.send(
+        id,
+        Pdu::new(
+            Header::TextRequest(text.clone()),
+            Bytes::from_static(b"SendTargets=All\0"),
+        ),
+    );
     let mut answer = Vec::new();
     loop {
         let pdus = h.recv(id);
-        let Header::TextResponse(r) = &pdus[0].header else { panic!() };
+        let Header::TextResponse(r) = &pdus[0].header else {
+            panic!()
+        };
         assert!(pdus[0].data.len() <= 512);
         answer.extend_from_slice(&pdus[0].data);
         if r.final_ {
             break;
         }
         assert!(r.continue_);
-        let more = TextRequest { ttt: r.ttt, ..text.clone() };
+        let more = TextRequest {
+            ttt: r.ttt,
+            ..text.clone()
+        };
         h.send(id, Pdu::bare(Header::TextRequest(more)));
     }
     let pairs = crate::text::decode_pairs(&answer).unwrap();
     let names = pairs.iter().filter(|(k, _)| k == "TargetName").count();
     assert_eq!(names, 41);
-    assert!(pairs.iter().any(|(k, v)| k == "TargetAddress" && v == "127.0.0.1:3260,1"));
+    assert!(
+        pairs
+            .iter()
+            .any(|(k, v)| k == "TargetAddress" && v == "127.0.0.1:3260,1")
+    );
     let cmd = h.command(id, &[0x12, 0, 0, 0, 96, 0], 96, None, 2, 10);
     h.send(id, cmd);
-    assert!(matches!(h.recv(id)[0].header, Header::Reject(_)), "no SCSI commands in a discovery session");
+    assert!(
+        matches!(h.recv(id)[0].header, Header::Reject(_)),
+        "no SCSI commands in a discovery session"
+    );
 }
 
 #[test]
@@ -641,10 +842,15 @@ fn shutdown_asks_sessions_to_log_out() {
     h.ep.shutdown(h.now);
     h.run_events();
     let pdus = h.recv(id);
-    let Header::AsyncMessage(a) = &pdus[0].header else { panic!("Async Message expected") };
+    let Header::AsyncMessage(a) = &pdus[0].header else {
+        panic!("Async Message expected")
+    };
     assert_eq!(a.async_event, async_event::LOGOUT_REQUEST);
     h.advance(Duration::from_secs(11));
-    assert!(h.closed.contains(&id), "sessions that do not log out are dropped");
+    assert!(
+        h.closed.contains(&id),
+        "sessions that do not log out are dropped"
+    );
 }
 
 #[test]
@@ -654,7 +860,10 @@ fn data_digest_error_on_data_out_ends_the_task() {
         c.preferences.initial_r2t = true;
     });
     let id = h.connect();
-    let prefs = Preferences { data_digest: vec!["CRC32C".into()], ..Preferences::default() };
+    let prefs = Preferences {
+        data_digest: vec!["CRC32C".into()],
+        ..Preferences::default()
+    };
     h.login_with(id, 1, prefs, SessionType::Normal);
     h.clear_unit_attention(id);
     let itt = h.next_itt(id);
@@ -664,14 +873,27 @@ fn data_digest_error_on_data_out_ends_the_task() {
         c.expected_data_transfer_length = 512;
     }
     h.send(id, cmd);
-    let Header::R2t(r2t) = h.recv(id)[0].header.clone() else { panic!() };
-    let out = DataOut { final_: true, lun: Lun::from_index(1), itt, ttt: r2t.ttt, ..DataOut::default() };
+    let Header::R2t(r2t) = h.recv(id)[0].header.clone() else {
+        panic!()
+    };
+    let out = DataOut {
+        final_: true,
+        lun: Lun::from_index(1),
+        itt,
+        ttt: r2t.ttt,
+        ..DataOut::default()
+    };
     let mut buf = BytesMut::new();
-    h.clients[&id].encoder.encode(&Pdu::new(Header::DataOut(out), Bytes::from(vec![5u8; 512])), &mut buf);
+    h.clients[&id].encoder.encode(
+        &Pdu::new(Header::DataOut(out), Bytes::from(vec![5u8; 512])),
+        &mut buf,
+    );
     let last = buf.len() - 1;
     buf[last] ^= 0xff;
     h.send_bytes(id, &buf);
     let pdus = h.recv(id);
-    assert!(matches!(&pdus[0].header, Header::Reject(r) if r.reason == reject_reason::DATA_DIGEST_ERROR));
+    assert!(
+        matches!(&pdus[0].header, Header::Reject(r) if r.reason == reject_reason::DATA_DIGEST_ERROR)
+    );
     assert_eq!(status_of(&pdus[1..]), Some(status::CHECK_CONDITION));
 }
