@@ -14,15 +14,8 @@ const ALLOWED: &str = "iqn.2026-11.org.iscsi-harness:allowed-host";
 
 /// Runs `iscsi-inq` as `initiator` against `url`: (exit success, output).
 fn inquiry(initiator: &str, url: &str) -> (bool, String) {
-    let out = Command::new("iscsi-inq")
-        .args(["-i", initiator, url])
-        .output()
-        .expect("run iscsi-inq");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new("iscsi-inq").args(["-i", initiator, url]).output().expect("run iscsi-inq");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     (out.status.success(), text)
 }
 
@@ -50,30 +43,18 @@ fn chap_and_acl_with_libiscsi() {
 
     let (ok, text) = inquiry(ALLOWED, &url(&target, "alice%s3cret-s3cret@"));
     assert!(ok, "the right secret must log in: {text}");
-    assert!(
-        text.contains("Vendor:HARNESS"),
-        "INQUIRY data expected: {text}"
-    );
+    assert!(text.contains("Vendor:HARNESS"), "INQUIRY data expected: {text}");
 
     let (ok, text) = inquiry(ALLOWED, &url(&target, "alice%wrong-secret@"));
     assert!(!ok, "a wrong secret must be refused: {text}");
-    assert!(
-        text.to_lowercase().contains("login"),
-        "a login failure expected: {text}"
-    );
+    assert!(text.to_lowercase().contains("login"), "a login failure expected: {text}");
 
     let (ok, text) = inquiry(ALLOWED, &url(&target, ""));
     assert!(!ok, "no credentials must be refused: {text}");
 
-    let (ok, text) = inquiry(
-        "iqn.2026-11.org.iscsi-harness:stranger",
-        &url(&target, "alice%s3cret-s3cret@"),
-    );
+    let (ok, text) = inquiry("iqn.2026-11.org.iscsi-harness:stranger", &url(&target, "alice%s3cret-s3cret@"));
     assert!(!ok, "an initiator outside --allow must be refused: {text}");
-    assert!(
-        text.to_lowercase().contains("login"),
-        "a login failure expected: {text}"
-    );
+    assert!(text.to_lowercase().contains("login"), "a login failure expected: {text}");
 }
 
 #[test]
@@ -95,8 +76,5 @@ fn mutual_chap_with_libiscsi_target_credentials() {
         "target:t4rget-secret",
     ]);
     let (ok, text) = inquiry(ALLOWED, &url(&target, "bob%b0b-secret-12@"));
-    assert!(
-        ok,
-        "one-way CHAP to a mutual-capable target must log in: {text}"
-    );
+    assert!(ok, "one-way CHAP to a mutual-capable target must log in: {text}");
 }
