@@ -2,6 +2,7 @@
 //! against real peers (tgtd, libiscsi, open-iscsi and LIO in a QEMU guest),
 //! and the set-up of those peers.
 
+pub mod initiator_cli;
 pub mod interop;
 pub mod libiscsi;
 pub mod report;

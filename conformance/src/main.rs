@@ -23,6 +23,8 @@ struct Cli {
 enum Command {
     /// Serve iSCSI target nodes on real sockets until SIGINT/SIGTERM.
     Target(TargetArgs),
+    /// Our initiator on real sockets: discover, ls, read, write, perf.
+    Initiator(iscsi_conformance::initiator_cli::InitiatorArgs),
     /// Conformance suites against real peers.
     #[command(subcommand)]
     Conformance(ConformanceCommand),
@@ -36,6 +38,9 @@ enum InteropCommand {
     /// Linux open-iscsi in a QEMU guest against our target (or tgtd): the
     /// tgtadm + iscsiadm workflow, ext4, digests, CHAP, ACLs, recovery.
     OpenIscsi(OpenIscsiArgs),
+    /// Our initiator against LIO in a QEMU guest: login, negotiated
+    /// parameters, write/read/verify, digests.
+    Lio(iscsi_conformance::initiator_cli::lio::LioArgs),
 }
 
 #[derive(Args)]
@@ -148,8 +153,20 @@ fn main() -> ExitCode {
     init_tracing();
     let result = match cli.command {
         Command::Target(args) => target(args),
+        Command::Initiator(args) => {
+            iscsi_conformance::initiator_cli::run(args).map_err(|e| Failure {
+                message: e.message,
+                usage: e.usage,
+            })
+        }
         Command::Conformance(ConformanceCommand::Target(args)) => conformance_target(args),
         Command::Interop(InteropCommand::OpenIscsi(args)) => interop_open_iscsi(args),
+        Command::Interop(InteropCommand::Lio(args)) => {
+            iscsi_conformance::initiator_cli::lio::command(&args).map_err(|e| Failure {
+                message: e.message,
+                usage: e.usage,
+            })
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

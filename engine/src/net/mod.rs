@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+pub mod initiator;
 pub mod target;
 
 /// A byte stream to a peer.
