@@ -26,7 +26,7 @@
 //! - Data-Out (§11.7): DataSN counts from 0 per R2T (or unsolicited
 //!   burst), offsets inside the Expected Data Transfer Length.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use iscsi_engine::pdu::{Header, Itt, Lun, RESERVED_TAG, TmfFunction, Ttt, tmf_response};
 use iscsi_engine::serial;
@@ -94,7 +94,7 @@ pub struct ConnChecker {
 }
 
 /// A unit attention another session's reset owes this connection.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Due {
     /// The logical unit reset, or every one.
     lun: Option<Lun>,
@@ -102,6 +102,9 @@ struct Due {
     since: u64,
     /// The first command sent after the reset completed.
     witness: Option<(Itt, Lun)>,
+    /// The witness was answered without a unit attention: the earlier
+    /// commands still unanswered, one of which may have met it.
+    pending: Option<BTreeSet<Itt>>,
 }
 
 fn scsi_status_bearing(h: &Header) -> Option<bool> {
@@ -481,6 +484,7 @@ impl ConnChecker {
             },
             since,
             witness: None,
+            pending: None,
         });
     }
 
@@ -520,19 +524,51 @@ impl ConnChecker {
             self.last_unit_attention.insert(lun, seq);
         }
         let last = self.last_unit_attention.get(&lun).copied();
+        // Commands sent before the witness on the same logical unit, still
+        // unanswered: one of them may have met the unit attention and be
+        // answered later (disk latency holds responses, not execution).
+        let earlier = |tasks: &BTreeMap<Itt, Outstanding>, witness: u64| -> BTreeSet<Itt> {
+            tasks
+                .iter()
+                .filter(|(i, t)| {
+                    **i != itt
+                        && t.sent < witness
+                        && matches!(&t.kind, Kind::Scsi { lun: l, opcode, .. }
+                            if *l == lun && !matches!(opcode, 0x12 | 0xa0 | 0x03))
+                })
+                .map(|(i, _)| *i)
+                .collect()
+        };
+        let witness_sent = self.tasks.get(&itt).map_or(0, |t| t.sent);
         let mut broken = None;
-        self.unit_attention_due.retain(|due| {
-            if due.witness.map(|(w, _)| w) != Some(itt) {
+        let mut due = std::mem::take(&mut self.unit_attention_due);
+        due.retain_mut(|d| {
+            let is_witness = d.witness.map(|(w, _)| w) == Some(itt);
+            let waits_on_this = d.pending.as_ref().is_some_and(|p| p.contains(&itt));
+            if !is_witness && !waits_on_this {
                 return true;
             }
-            if !unit_attention && last.is_none_or(|l| l < due.since) {
-                broken = Some(status);
+            if unit_attention || last.is_some_and(|l| l >= d.since) {
+                return false;
             }
-            false
+            let pending = match d.pending.take() {
+                Some(mut p) => {
+                    p.remove(&itt);
+                    p
+                }
+                None => earlier(&self.tasks, witness_sent),
+            };
+            if pending.is_empty() {
+                broken = Some(status);
+                return false;
+            }
+            d.pending = Some(pending);
+            true
         });
+        self.unit_attention_due = due;
         match broken {
             Some(status) => Err(format!(
-                "the first command on LUN {} after another session's reset got status {status:#04x}, not UNIT ATTENTION (SAM-5)",
+                "the first command on LUN {} after another session's reset got status {status:#04x}, and no earlier one met a UNIT ATTENTION (SAM-5)",
                 lun.index().map_or(-1, i32::from)
             )),
             None => Ok(()),

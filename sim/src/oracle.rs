@@ -252,8 +252,11 @@ impl Oracle {
         let mut any_acked_before = false;
         for tag in &block.writes {
             let w = &writes[tag];
+            // Only writes begun after the crash surely took effect after
+            // it: the acknowledgement of one begun before may have been in
+            // flight while its cached data was lost.
             if let Some(c) = w.complete {
-                if c > epoch && c < ri {
+                if w.invoke > epoch && c < ri {
                     any_acked_before = true;
                     superseding_invoke =
                         Some(superseding_invoke.map_or(w.invoke, |m| m.max(w.invoke)));
@@ -455,6 +458,18 @@ mod tests {
         o.end_write(a, true);
         o.crash();
         assert!(read(&mut o, 0, &[0u8; 512]).is_err());
+    }
+
+    #[test]
+    fn an_acknowledgement_in_flight_across_a_crash_proves_nothing() {
+        let mut o = Oracle::new(512);
+        let (a, da) = o.begin_write(1, 0, 1, true);
+        o.end_write(a, true);
+        let (b, _) = o.begin_write(1, 0, 1, false);
+        o.crash();
+        // b's GOOD was on the wire when the target lost its cache.
+        o.end_write(b, true);
+        assert!(read(&mut o, 0, &da).is_ok());
     }
 
     #[test]
