@@ -5,7 +5,7 @@
 //! hook in the engine, compiled only with the `planted-bugs` cargo feature
 //! (`#[cfg(feature = "planted-bugs")]`) and dormant unless a run selects it
 //! through a configuration field (`EndpointConfig::planted`,
-//! `Device::set_planted`). Production builds contain none of them.
+//! `Device::set_planted`, `SessionConfig::planted`). Production builds contain none of them.
 
 /// One planted bug. The names are what `iscsi-harness sim plant list`
 /// prints and `sim swarm --plant NAME` takes.
@@ -43,6 +43,13 @@ pub enum PlantedBug {
     /// LOGICAL UNIT RESET establishes no unit attention for the other
     /// I_T nexuses (SAM-5, "Logical unit reset").
     LunResetNoUnitAttention,
+    /// The initiator hands out ITTs from a space of 32 without checking
+    /// which are still in use (RFC 7143 §4.2.1: an ITT is unique among
+    /// the session's outstanding tasks).
+    IttReusedEarly,
+    /// The initiator never gives up on an unanswered NOP-Out ping
+    /// (§11.18): a dead link goes unnoticed.
+    NopTimeoutIgnored,
 }
 
 impl PlantedBug {
@@ -58,6 +65,8 @@ impl PlantedBug {
         PlantedBug::ReservationConflictIgnored,
         PlantedBug::CompareFirstBlockOnly,
         PlantedBug::LunResetNoUnitAttention,
+        PlantedBug::IttReusedEarly,
+        PlantedBug::NopTimeoutIgnored,
     ];
 
     /// The bug's command-line name.
@@ -73,6 +82,8 @@ impl PlantedBug {
             PlantedBug::ReservationConflictIgnored => "reservation-conflict-ignored",
             PlantedBug::CompareFirstBlockOnly => "compare-first-block-only",
             PlantedBug::LunResetNoUnitAttention => "lun-reset-no-unit-attention",
+            PlantedBug::IttReusedEarly => "itt-reused-early",
+            PlantedBug::NopTimeoutIgnored => "nop-timeout-ignored",
         }
     }
 
@@ -97,6 +108,8 @@ impl PlantedBug {
             PlantedBug::LunResetNoUnitAttention => {
                 "LOGICAL UNIT RESET raises no unit attention for other nexuses"
             }
+            PlantedBug::IttReusedEarly => "the initiator reuses ITTs of outstanding tasks",
+            PlantedBug::NopTimeoutIgnored => "the initiator never times out a NOP-Out ping",
         }
     }
 

@@ -74,9 +74,32 @@ impl SeedOutcome {
     }
 }
 
+/// How long one run may take in wall time before it is declared hung.
+pub const HANG_LIMIT: Duration = Duration::from_secs(300);
+
+/// A run that does not end is a finding too (a livelock spins inside one
+/// simulated tick, so simulated time stops): a watchdog thread prints the
+/// replay token and ends the process, since a spinning thread cannot be
+/// stopped from outside.
+fn watchdog(token: Token) -> std::sync::mpsc::Sender<()> {
+    let (done, wait) = std::sync::mpsc::channel::<()>();
+    std::thread::spawn(move || {
+        if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = wait.recv_timeout(HANG_LIMIT) {
+            println!(
+                "FAIL {token}: hang: the run made no progress for {} s of wall time (a livelock in a simulated tick?)",
+                HANG_LIMIT.as_secs()
+            );
+            println!("  replay: iscsi-harness sim replay {token}");
+            std::process::exit(1);
+        }
+    });
+    done
+}
+
 /// Runs one token.
 pub fn run_token(token: Token, options: &RunOptions) -> (SeedOutcome, crate::world::RunResult) {
     let started = Instant::now();
+    let _watchdog = watchdog(token);
     let options = RunOptions {
         planted: token.planted,
         ..options.clone()

@@ -75,6 +75,7 @@ pub fn session_config(ctx: &HostCtx) -> SessionConfig {
     config.isid = Some(host_isid(&ctx.name));
     config.replacement_timeout = Duration::from_secs(40);
     config.command_timeout = Some(Duration::from_secs(30));
+    config.planted = ctx.world.planted();
     config
 }
 
