@@ -226,3 +226,66 @@ pub fn junit(report: &SwarmReport, out: &mut impl std::io::Write) -> std::io::Re
     writeln!(out, "</testsuite></testsuites>")?;
     out.flush()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(seeds: u64, shard: Option<(u64, u64)>) -> SwarmConfig {
+        SwarmConfig {
+            seeds,
+            start: 100,
+            scenario: None,
+            planted: None,
+            shard,
+            threads: 1,
+            stop_at_first_failure: false,
+        }
+    }
+
+    #[test]
+    fn shards_split_the_range_without_overlap() {
+        let all = config(10, None).seed_list();
+        assert_eq!(all, (100..110).collect::<Vec<_>>());
+        let mut union: Vec<u64> = (1..=3)
+            .flat_map(|k| config(10, Some((k, 3))).seed_list())
+            .collect();
+        union.sort();
+        assert_eq!(union, all);
+        assert_eq!(
+            config(10, Some((1, 3))).seed_list(),
+            vec![100, 103, 106, 109]
+        );
+    }
+
+    #[test]
+    fn seeds_cycle_through_the_scenarios() {
+        let c = config(1, None);
+        let n = scenarios::all().len() as u64;
+        assert_eq!(c.token(0).scenario.name, scenarios::all()[0].name);
+        assert_eq!(c.token(n + 1).scenario.name, scenarios::all()[1].name);
+    }
+
+    #[test]
+    fn junit_names_each_case_by_its_token() {
+        let token = config(1, None).token(0);
+        let report = SwarmReport {
+            outcomes: vec![SeedOutcome {
+                token,
+                mix: "none".into(),
+                failures: vec!["x < y".into()],
+                tail: Vec::new(),
+                sim_time: Duration::from_secs(1),
+                wall: Duration::from_millis(5),
+                trace_hash: 0,
+            }],
+            wall: Duration::from_millis(5),
+        };
+        let mut out = Vec::new();
+        junit(&report, &mut out).unwrap();
+        let xml = String::from_utf8(out).unwrap();
+        assert!(xml.contains(r#"tests="1" failures="1""#));
+        assert!(xml.contains(&format!(r#"name="{token}""#)));
+        assert!(xml.contains("x &lt; y"));
+    }
+}
