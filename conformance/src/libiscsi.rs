@@ -155,12 +155,7 @@ pub fn parse(output: &str) -> Result<SuiteRun, SuiteError> {
         if let Some(rest) = trimmed.strip_prefix("Test: ") {
             finish(&mut report, current.take());
             let (name, tail) = rest.split_once(" ...").unwrap_or((rest, ""));
-            current = Some(Case {
-                suite: suite.clone(),
-                name: name.to_string(),
-                outcome: Outcome::Passed,
-                message: String::new(),
-            });
+            current = Some(Case::new(&suite, name, Outcome::Passed, ""));
             absorb(current.as_mut().expect("set"), tail, &mut skipped_lines);
             continue;
         }
