@@ -35,3 +35,15 @@ pub mod target;
 pub mod tools;
 
 pub use error::{Error, Result};
+
+/// The host programs that build and boot the guest (the rest are taken
+/// from the host when there, else downloaded): what a run checks for
+/// before it decides whether it can start one.
+pub const GUEST_NEEDS: &[crate::peers::Need] = &[
+    ("qemu-system-x86_64", "qemu-system-x86"),
+    ("busybox", "busybox-static"),
+    ("apt-get", "apt"),
+    ("dpkg-deb", "dpkg"),
+    ("depmod", "kmod"),
+    ("modprobe", "kmod"),
+];
