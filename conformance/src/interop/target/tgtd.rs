@@ -237,8 +237,13 @@ impl TargetUnderTest for Tgtd {
             return Ok(());
         };
         if how == Stop::Graceful && child.try_status().is_none() {
-            // tgtd ignores SIGTERM; this is its own way to shut down.
-            let _ = self.tgtadm(&["--mode", "system", "--op", "delete", "--force"]);
+            // tgtd ignores SIGTERM, and its own shutdown (`system delete`)
+            // is refused while a target exists (`--force` is not taken
+            // there): delete the target first, dropping its sessions.
+            let _ = self.tgtadm(&[
+                "--mode", "target", "--op", "delete", "--tid", "1", "--force",
+            ]);
+            let _ = self.tgtadm(&["--mode", "system", "--op", "delete"]);
             let _ = child.wait_until(Instant::now() + Duration::from_secs(5));
         }
         child.kill();
