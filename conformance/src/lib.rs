@@ -5,5 +5,6 @@
 pub mod initiator_cli;
 pub mod interop;
 pub mod libiscsi;
+pub mod peers;
 pub mod report;
 pub mod serve;

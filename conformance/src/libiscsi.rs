@@ -2,21 +2,20 @@
 //! package libiscsi-bin): run it against a URL and read its CUnit output
 //! into a [`Report`].
 
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use crate::interop::{self, tools};
+use crate::peers::{self, Need};
 use crate::report::{Case, Outcome, Report};
 
 /// Why the suite could not be run or read.
 #[derive(Debug, thiserror::Error)]
 pub enum SuiteError {
-    #[error(
-        "iscsi-test-cu not found: install Debian's libiscsi-bin (apt-get install libiscsi-bin)"
-    )]
-    NotInstalled,
-    #[error("iscsi-test-cu could not be started: {0}")]
-    Spawn(std::io::Error),
+    #[error(transparent)]
+    NotInstalled(#[from] peers::Missing),
+    #[error("iscsi-test-cu could not be run: {0}")]
+    Run(interop::Error),
     #[error("iscsi-test-cu did not finish within {0:?}")]
     Timeout(Duration),
     #[error("iscsi-test-cu printed no run summary; its output ends with: {0}")]
@@ -67,18 +66,12 @@ pub struct SuiteRun {
     pub output: String,
 }
 
-/// Where `iscsi-test-cu` is, if installed.
-pub fn find() -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|d| PathBuf::from(d).join("iscsi-test-cu"))
-        .find(|p| p.is_file())
-}
+/// The suite's program and the Debian package that installs it.
+pub const NEED: Need = ("iscsi-test-cu", "libiscsi-bin");
 
 /// Runs the suite and reads its output.
 pub fn run(options: &SuiteOptions) -> Result<SuiteRun, SuiteError> {
-    let exe = find().ok_or(SuiteError::NotInstalled)?;
+    let exe = peers::require(NEED.0, NEED.1)?;
     let mut cmd = Command::new(exe);
     if options.dataloss {
         cmd.arg("-d");
@@ -90,45 +83,11 @@ pub fn run(options: &SuiteOptions) -> Result<SuiteRun, SuiteError> {
         cmd.arg("-i").arg(a).arg("-I").arg(b);
     }
     cmd.arg("-t").arg(&options.tests).args(&options.urls);
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let child = cmd.spawn().map_err(SuiteError::Spawn)?;
-    let output = wait_bounded(child, options.timeout)?;
-    parse(&output)
-}
-
-/// Waits for the child, killing it at the deadline.
-fn wait_bounded(mut child: std::process::Child, timeout: Duration) -> Result<String, SuiteError> {
-    use std::io::Read;
-    let mut stdout = child.stdout.take().expect("piped");
-    let mut stderr = child.stderr.take().expect("piped");
-    let out = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = stdout.read_to_end(&mut s);
-        s
-    });
-    let err = std::thread::spawn(move || {
-        let mut s = Vec::new();
-        let _ = stderr.read_to_end(&mut s);
-        s
-    });
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if std::time::Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(SuiteError::Timeout(timeout));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => return Err(SuiteError::Spawn(e)),
-        }
-    }
-    let mut text = String::from_utf8_lossy(&out.join().unwrap_or_default()).into_owned();
-    text.push_str(&String::from_utf8_lossy(&err.join().unwrap_or_default()));
-    Ok(text)
+    let out = tools::run(&mut cmd, options.timeout).map_err(|e| match e {
+        interop::Error::Timeout { .. } => SuiteError::Timeout(options.timeout),
+        e => SuiteError::Run(e),
+    })?;
+    parse(&(out.stdout + &out.stderr))
 }
 
 /// Reads CUnit's verbose output: `Suite: S`, `  Test: T ...passed` or
@@ -155,12 +114,7 @@ pub fn parse(output: &str) -> Result<SuiteRun, SuiteError> {
         if let Some(rest) = trimmed.strip_prefix("Test: ") {
             finish(&mut report, current.take());
             let (name, tail) = rest.split_once(" ...").unwrap_or((rest, ""));
-            current = Some(Case {
-                suite: suite.clone(),
-                name: name.to_string(),
-                outcome: Outcome::Passed,
-                message: String::new(),
-            });
+            current = Some(Case::new(&suite, name, Outcome::Passed, ""));
             absorb(current.as_mut().expect("set"), tail, &mut skipped_lines);
             continue;
         }

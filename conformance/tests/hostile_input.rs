@@ -10,7 +10,8 @@ mod common;
 use std::time::Duration;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use common::{Scripted, TargetProcess};
+use common::scripted::Scripted;
+use common::target::TargetProcess;
 use iscsi_engine::pdu::{
     Cdb, DataOut, Header, Isid, LoginRequest, Lun, Pdu, ScsiCommand, Stage, TextRequest,
     reject_reason,
@@ -32,6 +33,18 @@ fn login_request(csg: Stage, nsg: Stage, transit: bool, continue_: bool) -> Logi
         cmd_sn: 1,
         ..LoginRequest::default()
     }
+}
+
+/// The BHS of a first Login Request (security stage, on to the
+/// operational one) announcing `data_len` bytes of data.
+fn first_login_bhs(data_len: u32) -> [u8; 48] {
+    let first = login_request(
+        Stage::SecurityNegotiation,
+        Stage::LoginOperationalNegotiation,
+        true,
+        false,
+    );
+    Header::LoginRequest(first).to_bhs(data_len)
 }
 
 fn status_of(pdu: &Pdu) -> Option<u16> {
@@ -75,13 +88,7 @@ fn target_survives_hostile_input() {
 
     // 2. A BHS claiming a 16 MiB data segment: closed before any data.
     let mut c = Scripted::connect(addr);
-    let mut bhs = Header::LoginRequest(login_request(
-        Stage::SecurityNegotiation,
-        Stage::LoginOperationalNegotiation,
-        true,
-        false,
-    ))
-    .to_bhs(0);
+    let mut bhs = first_login_bhs(0);
     bhs[5..8].copy_from_slice(&[0xff, 0xff, 0xff]);
     c.send_raw(&bhs);
     assert!(
@@ -228,13 +235,7 @@ fn target_survives_hostile_input() {
     let mut half_open = Vec::new();
     for i in 0..HALF_OPEN_CONNECTIONS {
         let mut c = Scripted::connect(addr);
-        let mut bhs = Header::LoginRequest(login_request(
-            Stage::SecurityNegotiation,
-            Stage::LoginOperationalNegotiation,
-            true,
-            false,
-        ))
-        .to_bhs(8192);
+        let mut bhs = first_login_bhs(8192);
         bhs[47] = i as u8;
         c.send_raw(&bhs);
         c.send_raw(&garbage(4096, i as u64 + 1));

@@ -3,11 +3,16 @@
 //! command line, and the exit-status contract (0 success, 1 failure,
 //! 2 bad usage, one error line).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use std::process::{Command, Output};
+
+use common::target::TargetProcess;
 
 const IQN: &str = "iqn.2026-11.org.iscsi-harness.test:cli";
 
+/// `iscsi-harness ARGS`, logging errors only: the tests hold stderr to
+/// exactly one line.
 fn harness(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_iscsi-harness"))
         .args(args)
@@ -26,58 +31,19 @@ fn ok(args: &[&str]) -> Vec<u8> {
     out.stdout
 }
 
-/// `iscsi-harness target` on a free port; killed on drop.
-struct Target {
-    child: Child,
-    addr: String,
-}
-
-impl Drop for Target {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn target(extra: &[&str]) -> Target {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_iscsi-harness"))
-        .args([
-            "target",
-            "--listen",
-            "127.0.0.1:0",
-            "--iqn",
-            IQN,
-            "--lun",
-            "1=mem:64MiB",
-        ])
-        .args(["--seed", "1"])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("starting the target");
-    let stdout = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(stdout).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("the target printed its address")
-            .unwrap();
-        if let Some(a) = line.strip_prefix("listening on ") {
-            break a.to_string();
-        }
-    };
-    // Keep draining its output: a closed pipe would fail its prints.
-    std::thread::spawn(move || for _ in lines {});
-    Target { child, addr }
+fn target(extra: &[&str]) -> TargetProcess {
+    let mut args = vec!["--iqn", IQN, "--lun", "1=mem:64MiB"];
+    args.extend(extra);
+    TargetProcess::start(&args)
 }
 
 #[test]
 fn discover_ls_write_read_perf() {
     let t = target(&[]);
-    let discovered = String::from_utf8(ok(&["initiator", "discover", &t.addr])).unwrap();
+    let addr = t.addr.to_string();
+    let discovered = String::from_utf8(ok(&["initiator", "discover", &addr])).unwrap();
     assert_eq!(discovered, format!("{},1 {IQN}\n", t.addr));
-    let ls = String::from_utf8(ok(&["initiator", "ls", &format!("iscsi://{}", t.addr)])).unwrap();
+    let ls = String::from_utf8(ok(&["initiator", "ls", &format!("iscsi://{addr}")])).unwrap();
     assert_eq!(
         ls,
         format!(

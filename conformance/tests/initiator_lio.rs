@@ -6,33 +6,16 @@
 //! Skips, saying why, when QEMU or the tools that build the guest are
 //! missing — unless `ISCSI_HARNESS_REQUIRE_PEERS=1`.
 
+mod common;
+
 use std::process::Command;
 
-use iscsi_conformance::interop::tools;
-
-const NEEDS: &[(&str, &str)] = &[
-    ("qemu-system-x86_64", "qemu-system-x86"),
-    ("busybox", "busybox-static"),
-    ("apt-get", "apt"),
-    ("dpkg-deb", "dpkg"),
-    ("depmod", "kmod"),
-    ("modprobe", "kmod"),
-];
+use common::peers::peers_present;
+use iscsi_conformance::interop::GUEST_NEEDS;
 
 #[test]
 fn interop_lio_passes_every_step() {
-    let missing: Vec<String> = NEEDS
-        .iter()
-        .filter(|(tool, _)| tools::which(tool).is_none())
-        .map(|(tool, pkg)| format!("{tool} (apt-get install {pkg})"))
-        .collect();
-    if !missing.is_empty() {
-        let why = format!("missing: {}", missing.join(", "));
-        assert!(
-            std::env::var("ISCSI_HARNESS_REQUIRE_PEERS").as_deref() != Ok("1"),
-            "ISCSI_HARNESS_REQUIRE_PEERS=1 but interop lio cannot run: {why}"
-        );
-        eprintln!("skipping interop lio: {why}");
+    if !peers_present("interop lio", GUEST_NEEDS) {
         return;
     }
     let out = Command::new(env!("CARGO_BIN_EXE_iscsi-harness"))

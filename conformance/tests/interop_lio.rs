@@ -4,44 +4,25 @@
 //! Skips, saying why, when QEMU, libiscsi's tools or the tools that build the
 //! guest are missing — unless `ISCSI_HARNESS_REQUIRE_PEERS=1`.
 
+mod common;
+
 use std::process::Command;
 use std::time::Duration;
 
+use common::peers::peers_present;
+use iscsi_conformance::interop::GUEST_NEEDS;
 use iscsi_conformance::interop::lio::{self, Backstore, LioOptions};
 use iscsi_conformance::interop::target::Credentials;
 use iscsi_conformance::interop::tools;
+use iscsi_conformance::peers;
 
-const NEEDS: &[(&str, &str)] = &[
-    ("qemu-system-x86_64", "qemu-system-x86"),
-    ("iscsi-inq", "libiscsi-bin"),
-    ("iscsi-ls", "libiscsi-bin"),
-    ("busybox", "busybox-static"),
-    ("apt-get", "apt"),
-    ("dpkg-deb", "dpkg"),
-    ("depmod", "kmod"),
-    ("modprobe", "kmod"),
-];
-
-/// `false` (after saying why) when the test must skip.
-fn peers_present(test: &str) -> bool {
-    let missing: Vec<String> = NEEDS
-        .iter()
-        .filter(|(tool, _)| tools::which(tool).is_none())
-        .map(|(tool, pkg)| format!("{tool} (apt-get install {pkg})"))
-        .collect();
-    if missing.is_empty() {
-        return true;
-    }
-    let why = format!("missing: {}", missing.join(", "));
-    if std::env::var("ISCSI_HARNESS_REQUIRE_PEERS").as_deref() == Ok("1") {
-        panic!("ISCSI_HARNESS_REQUIRE_PEERS=1 but {test} cannot run: {why}");
-    }
-    eprintln!("skipped {test}: {why}");
-    false
+/// The guest's needs, and libiscsi's tools to check LIO with.
+fn peers(test: &str) -> bool {
+    peers_present(test, GUEST_NEEDS.iter().chain(peers::LIBISCSI))
 }
 
 fn libiscsi(tool: &str, args: &[&str]) -> tools::Output {
-    let mut cmd = Command::new(tools::which(tool).expect("checked above"));
+    let mut cmd = Command::new(peers::which(tool).expect("checked above"));
     cmd.args(args);
     tools::run(&mut cmd, Duration::from_secs(120)).unwrap_or_else(|e| panic!("{tool}: {e}"))
 }
@@ -52,7 +33,7 @@ fn echo() -> bool {
 
 #[test]
 fn lio_ramdisk_answers_libiscsi() {
-    if !peers_present("LIO ramdisk against libiscsi") {
+    if !peers("LIO ramdisk against libiscsi") {
         return;
     }
     let lio = lio::start(&LioOptions {
@@ -97,7 +78,7 @@ fn lio_ramdisk_answers_libiscsi() {
 
 #[test]
 fn lio_fileio_with_chap_refuses_strangers() {
-    if !peers_present("LIO with CHAP against libiscsi") {
+    if !peers("LIO with CHAP against libiscsi") {
         return;
     }
     let mut lio = lio::start(&LioOptions {

@@ -9,21 +9,14 @@
 //! (comma-separated) runs only some steps; `ISCSI_HARNESS_ECHO=1` echoes the
 //! guest's console; `ISCSI_HARNESS_BUDGET_FACTOR` scales the step budgets.
 
+mod common;
+
 use std::path::PathBuf;
 
+use common::peers::peers_present;
+use iscsi_conformance::interop::GUEST_NEEDS;
 use iscsi_conformance::interop::open_iscsi::{self, Options, TargetKind};
-use iscsi_conformance::interop::tools;
-
-/// Programs the suite needs on the host, with their Debian packages.
-const NEEDS: &[(&str, &str)] = &[
-    ("qemu-system-x86_64", "qemu-system-x86"),
-    ("busybox", "busybox-static"),
-    ("apt-get", "apt"),
-    ("dpkg-deb", "dpkg"),
-    ("depmod", "kmod"),
-    ("modprobe", "kmod"),
-];
-const TGTD_NEEDS: &[(&str, &str)] = &[("tgtd", "tgt"), ("tgtadm", "tgt")];
+use iscsi_conformance::interop::target::Tgtd;
 
 fn target() -> TargetKind {
     match std::env::var("ISCSI_HARNESS_INTEROP_TARGET").as_deref() {
@@ -36,33 +29,15 @@ fn target() -> TargetKind {
     }
 }
 
-fn missing_peers(target: &TargetKind) -> Vec<String> {
-    let extra = match target {
-        TargetKind::Tgtd => TGTD_NEEDS,
-        TargetKind::Harness { .. } => &[],
-    };
-    NEEDS
-        .iter()
-        .chain(extra)
-        .filter(|(tool, _)| tools::which(tool).is_none())
-        .map(|(tool, pkg)| format!("{tool} (apt-get install {pkg})"))
-        .collect()
-}
-
 #[test]
 fn open_iscsi_suite() {
     let target = target();
-    let name = match &target {
-        TargetKind::Tgtd => "tgtd",
-        TargetKind::Harness { .. } => "iscsi-harness",
+    let (name, extra) = match &target {
+        TargetKind::Tgtd => ("tgtd", Tgtd::NEEDS),
+        TargetKind::Harness { .. } => ("iscsi-harness", &[][..]),
     };
-    let missing = missing_peers(&target);
-    if !missing.is_empty() {
-        let why = format!("missing: {}", missing.join(", "));
-        if std::env::var("ISCSI_HARNESS_REQUIRE_PEERS").as_deref() == Ok("1") {
-            panic!("ISCSI_HARNESS_REQUIRE_PEERS=1 but the open-iscsi suite cannot run: {why}");
-        }
-        eprintln!("skipped open-iscsi suite against {name}: {why}");
+    let test = format!("open-iscsi suite against {name}");
+    if !peers_present(&test, GUEST_NEEDS.iter().chain(extra)) {
         return;
     }
     let mut opts = Options::new(target);

@@ -7,14 +7,16 @@ mod common;
 
 use std::process::Command;
 
-use common::{TargetProcess, peer_available};
+use common::peers::peers_present;
+use common::target::TargetProcess;
+use iscsi_conformance::peers;
 
 const IQN: &str = "iqn.2026-11.org.iscsi-harness:chap";
 const ALLOWED: &str = "iqn.2026-11.org.iscsi-harness:allowed-host";
 
 /// Runs `iscsi-inq` as `initiator` against `url`: (exit success, output).
 fn inquiry(initiator: &str, url: &str) -> (bool, String) {
-    let out = Command::new("iscsi-inq")
+    let out = Command::new(peers::which("iscsi-inq").expect("checked first"))
         .args(["-i", initiator, url])
         .output()
         .expect("run iscsi-inq");
@@ -32,7 +34,7 @@ fn url(target: &TargetProcess, credentials: &str) -> String {
 
 #[test]
 fn chap_and_acl_with_libiscsi() {
-    if !peer_available("iscsi-inq", "libiscsi-bin") {
+    if !peers_present("CHAP and ACL with libiscsi", peers::LIBISCSI) {
         return;
     }
     let target = TargetProcess::start(&[
@@ -78,7 +80,7 @@ fn chap_and_acl_with_libiscsi() {
 
 #[test]
 fn mutual_chap_with_libiscsi_target_credentials() {
-    if !peer_available("iscsi-inq", "libiscsi-bin") {
+    if !peers_present("mutual CHAP with libiscsi", peers::LIBISCSI) {
         return;
     }
     // libiscsi's URL carries only the initiator's credentials, so a target

@@ -17,7 +17,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{TargetProcess, peer_available};
+use common::peers::peers_present;
+use common::target::TargetProcess;
 use iscsi_conformance::libiscsi::{self, SuiteOptions, SuiteRun};
 use iscsi_conformance::report::Outcome;
 
@@ -90,7 +91,7 @@ fn check_full_run(label: &str, run: &SuiteRun, max_skips: usize) {
 
 #[test]
 fn libiscsi_suite_passes_against_our_target() {
-    if !peer_available("iscsi-test-cu", "libiscsi-bin") {
+    if !peers_present("libiscsi suite", &[libiscsi::NEED]) {
         return;
     }
     let file = std::env::temp_dir().join(format!("iscsi-harness-suite-{}.img", std::process::id()));

@@ -5,17 +5,15 @@
 
 mod common;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Scripted, TargetProcess};
+use common::scripted::Scripted;
+use common::target::{TargetProcess, harness};
 use iscsi_engine::pdu::{Header, LogoutRequest, Pdu, async_event};
 
-fn harness(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_iscsi-harness"))
-        .args(args)
-        .output()
-        .expect("run");
+/// `iscsi-harness ARGS`: (exit code, stderr).
+fn status_and_stderr(args: &[&str]) -> (i32, String) {
+    let out = harness(args);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stderr).into_owned(),
@@ -33,7 +31,7 @@ fn bad_usage_is_one_line_and_exit_2() {
         &["target", "--lun", "1=file:/nonexistent/dir/x.img"],
         &["target", "--iqn", "bogus-name"],
     ] {
-        let (code, stderr) = harness(args);
+        let (code, stderr) = status_and_stderr(args);
         assert_eq!(code, 2, "{args:?}: {stderr}");
         assert_eq!(
             stderr.lines().count(),
@@ -45,7 +43,7 @@ fn bad_usage_is_one_line_and_exit_2() {
             "{args:?}: {stderr}"
         );
     }
-    let (code, _) = harness(&["no-such-command"]);
+    let (code, _) = status_and_stderr(&["no-such-command"]);
     assert_eq!(code, 2);
 }
 
@@ -97,7 +95,7 @@ fn sigterm_logs_sessions_out_and_exits_cleanly() {
     );
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
-        if let Some(status) = target.child.try_wait().expect("wait") {
+        if let Some(status) = target.exit_status() {
             break status;
         }
         assert!(

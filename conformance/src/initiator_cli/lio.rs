@@ -46,18 +46,10 @@ impl Run {
             Ok(m) => (Outcome::Passed, m),
             Err(m) => (Outcome::Failed, m),
         };
-        let mark = if outcome == Outcome::Passed {
-            "PASS"
-        } else {
-            "FAIL"
-        };
-        println!("{mark} {name}: {message}");
-        self.report.cases.push(Case {
-            suite: "interop.lio".into(),
-            name: name.into(),
-            outcome,
-            message,
-        });
+        println!("{} {name}: {message}", outcome.word());
+        self.report
+            .cases
+            .push(Case::new("interop.lio", name, outcome, message));
         outcome == Outcome::Passed
     }
 }

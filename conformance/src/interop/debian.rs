@@ -9,12 +9,13 @@ use std::time::Duration;
 
 use super::error::{Error, IoContext, Result, at};
 use super::tools;
+use crate::peers;
 
 const APT_TIMEOUT: Duration = Duration::from_secs(300);
 
 /// The packages `package` depends on directly (first alternative of each).
 pub fn depends(package: &str) -> Result<Vec<String>> {
-    let apt_cache = tools::require("apt-cache", "apt")?;
+    let apt_cache = peers::require("apt-cache", "apt")?;
     let out = tools::run_ok(
         Command::new(apt_cache).args(["depends", "--important", package]),
         Duration::from_secs(60),
@@ -41,7 +42,7 @@ pub fn depends(package: &str) -> Result<Vec<String>> {
 
 /// Whether `package` is installed on the host.
 pub fn is_installed(package: &str) -> bool {
-    let Some(q) = tools::which("dpkg-query") else {
+    let Some(q) = peers::which("dpkg-query") else {
         return false;
     };
     tools::run(
@@ -68,7 +69,7 @@ pub fn unpacked(debs: &Path, package: &str) -> Result<PathBuf> {
     if root.exists() {
         fs::remove_dir_all(&root).ctx(|| at("remove", &root))?;
     }
-    let dpkg_deb = tools::require("dpkg-deb", "dpkg")?;
+    let dpkg_deb = peers::require("dpkg-deb", "dpkg")?;
     tools::run_ok(
         Command::new(dpkg_deb).arg("-x").arg(&deb).arg(&root),
         APT_TIMEOUT,
@@ -86,7 +87,7 @@ pub fn unpacked_from(root: &Path) -> Option<String> {
 }
 
 fn download(debs: &Path, package: &str) -> Result<PathBuf> {
-    let apt_get = tools::require("apt-get", "apt")?;
+    let apt_get = peers::require("apt-get", "apt")?;
     tools::run_ok(
         Command::new(apt_get)
             .current_dir(debs)

@@ -8,8 +8,8 @@ use std::path::Path;
 #[non_exhaustive]
 pub enum Error {
     /// A host program is not installed.
-    #[error("{tool} not found: apt-get install {package}")]
-    MissingTool { tool: String, package: String },
+    #[error(transparent)]
+    MissingTool(#[from] crate::peers::Missing),
     /// A host command ran and failed.
     #[error("`{command}` failed: {detail}")]
     Command { command: String, detail: String },

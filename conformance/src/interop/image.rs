@@ -20,6 +20,7 @@ use super::debian;
 use super::error::{Error, IoContext, Result, at};
 use super::kernel::{self, Kernel};
 use super::tools;
+use crate::peers;
 
 /// Bump when the layout of the image changes, to invalidate cached images.
 const LAYOUT_VERSION: u32 = 1;
@@ -237,7 +238,7 @@ fn add_parents(items: &mut BTreeMap<String, Item>, path: &str) {
 /// unpacked in the cache.
 fn locate(debs: &Path, name: &str, package: &str) -> Result<(PathBuf, Vec<PathBuf>)> {
     if debian::is_installed(package) {
-        if let Some(p) = tools::which(name) {
+        if let Some(p) = peers::which(name) {
             return Ok((p, Vec::new()));
         }
     }
@@ -278,7 +279,7 @@ fn locate(debs: &Path, name: &str, package: &str) -> Result<(PathBuf, Vec<PathBu
 /// The shared libraries `binary` loads, as the paths `ldd` names (the dynamic
 /// loader included); empty for a static binary.
 fn libraries(binary: &Path, lib_path: &[PathBuf]) -> Result<Vec<PathBuf>> {
-    let ldd = tools::require("ldd", "libc-bin")?;
+    let ldd = peers::require("ldd", "libc-bin")?;
     let mut cmd = Command::new(ldd);
     cmd.arg(binary);
     if !lib_path.is_empty() {

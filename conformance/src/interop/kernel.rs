@@ -10,6 +10,7 @@ use std::time::Duration;
 use super::debian;
 use super::error::{Error, IoContext, Result, at};
 use super::tools;
+use crate::peers;
 
 /// The meta package whose one dependency names the current kernel.
 const META: &str = "linux-image-amd64";
@@ -50,7 +51,7 @@ pub fn ensure(cache: &Path) -> Result<Kernel> {
     }
     let depmod_stamp = root.join(".depmod");
     if !depmod_stamp.exists() {
-        let depmod = tools::require("depmod", "kmod")?;
+        let depmod = peers::require("depmod", "kmod")?;
         tools::run_ok(
             Command::new(depmod).arg("-b").arg(&root).arg(&release),
             Duration::from_secs(120),
@@ -95,7 +96,7 @@ impl Kernel {
     /// `lib/modules/<rel>/kernel/fs/ext4/ext4.ko`) to insmod, in order, so
     /// that every module in `modules` is loaded; each file appears once.
     pub fn insmod_order(&self, modules: &[&str]) -> Result<Vec<PathBuf>> {
-        let modprobe = tools::require("modprobe", "kmod")?;
+        let modprobe = peers::require("modprobe", "kmod")?;
         let mut order: Vec<PathBuf> = Vec::new();
         for m in modules {
             let out = tools::run_ok(

@@ -6,8 +6,9 @@
 //! - [`target`] starts and configures the target under test (tgtd or ours),
 //! - [`proxy`] sits between the guest and the target and can cut connections,
 //! - [`open_iscsi`] is the suite the guest's initiator runs against a target,
-//! - [`lio`] boots LIO as a target for the host's initiators,
-//! - [`report`] prints results and writes JUnit XML.
+//! - [`lio`] boots LIO as a target for the host's initiators.
+//!
+//! Results go in a [`crate::report::Report`], as every suite's do.
 //!
 //! Entry points: [`open_iscsi::run`] (the `interop open-iscsi` suite) and
 //! [`lio::start`] (a LIO guest for `interop lio`).
@@ -30,8 +31,19 @@ pub mod lio;
 pub mod open_iscsi;
 pub mod proxy;
 pub mod qemu;
-pub mod report;
 pub mod target;
 pub mod tools;
 
 pub use error::{Error, Result};
+
+/// The host programs that build and boot the guest (the rest are taken
+/// from the host when there, else downloaded): what a run checks for
+/// before it decides whether it can start one.
+pub const GUEST_NEEDS: &[crate::peers::Need] = &[
+    ("qemu-system-x86_64", "qemu-system-x86"),
+    ("busybox", "busybox-static"),
+    ("apt-get", "apt"),
+    ("dpkg-deb", "dpkg"),
+    ("depmod", "kmod"),
+    ("modprobe", "kmod"),
+];

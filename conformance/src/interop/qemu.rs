@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use super::error::{Error, IoContext, Result, at};
 use super::image::{self, GuestImage};
-use super::tools::{self, ChildGuard};
+use super::tools::ChildGuard;
+use crate::peers;
 
 /// The address the guest dials to reach the host's forwarded port.
 pub const GUEST_PORTAL: &str = "10.0.2.100:3260";
@@ -74,7 +75,7 @@ pub struct Guest {
 impl Guest {
     /// Starts QEMU and waits for the guest's init to print `@@BOOTED`.
     pub fn boot(image: &GuestImage, spec: &BootSpec) -> Result<Self> {
-        let qemu = tools::require("qemu-system-x86_64", "qemu-system-x86")?;
+        let qemu = peers::require("qemu-system-x86_64", "qemu-system-x86")?;
         let initrd = spec.workdir.join("initrd.cpio");
         fs::copy(&image.initramfs, &initrd).ctx(|| at("copy to", &initrd))?;
         {
@@ -93,7 +94,7 @@ impl Guest {
 
         let mut netdev = String::from("user,id=n0,restrict=on");
         if let Some(port) = spec.guestfwd {
-            let busybox = tools::require("busybox", "busybox-static")?;
+            let busybox = peers::require("busybox", "busybox-static")?;
             // A fresh `nc` per guest connection, so reconnects get a new one.
             let (ip, gport) = GUEST_PORTAL
                 .split_once(':')

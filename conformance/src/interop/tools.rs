@@ -1,40 +1,13 @@
-//! Host programs: finding them (with the Debian package to install when they
-//! are missing), running them with a deadline, and killing what we started.
+//! Host programs: running them with a deadline, and killing what we started.
+//! Finding them, and the package that brings a missing one, is
+//! [`crate::peers`]'s.
 
 use std::io::Read;
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use super::error::{Error, IoContext, Result};
-
-/// Folders searched after `$PATH`: CI shells do not always have the sbin ones.
-const EXTRA_DIRS: &[&str] = &["/usr/local/sbin", "/usr/sbin", "/sbin", "/usr/bin", "/bin"];
-
-/// Where `name` is installed, if it is.
-pub fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(EXTRA_DIRS.iter().map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|p| is_executable(p))
-}
-
-fn is_executable(p: &Path) -> bool {
-    use std::os::unix::fs::PermissionsExt;
-    p.metadata()
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
-}
-
-/// Like [`which`], but a missing tool is an error naming its Debian package.
-pub fn require(name: &str, package: &str) -> Result<PathBuf> {
-    which(name).ok_or_else(|| Error::MissingTool {
-        tool: name.to_string(),
-        package: package.to_string(),
-    })
-}
 
 /// What a finished command left behind.
 #[derive(Debug)]

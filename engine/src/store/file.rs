@@ -71,7 +71,7 @@ impl FileStore {
     }
 
     fn zero_fill(&mut self, offset: u64, len: u64) -> Result<(), StoreError> {
-        const ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
+        static ZEROS: [u8; 64 * 1024] = [0; 64 * 1024];
         let mut done = 0;
         while done < len {
             let n = (len - done).min(ZEROS.len() as u64) as usize;
@@ -82,19 +82,14 @@ impl FileStore {
     }
 }
 
-/// Whether `SEEK_DATA` works on this file (the file system supports holes).
+/// Whether `SEEK_DATA` works on this file (the file system supports
+/// holes): it answers with an offset, or ENXIO when there is no data.
 fn probe_holes(file: &File, capacity: u64) -> bool {
-    capacity > 0 && rustix::fs::seek(file, SeekFrom::Data(0)).is_ok_or_nxio()
-}
-
-trait SeekProbe {
-    fn is_ok_or_nxio(self) -> bool;
-}
-
-impl SeekProbe for rustix::io::Result<u64> {
-    fn is_ok_or_nxio(self) -> bool {
-        matches!(self, Ok(_) | Err(rustix::io::Errno::NXIO))
-    }
+    capacity > 0
+        && matches!(
+            rustix::fs::seek(file, SeekFrom::Data(0)),
+            Ok(_) | Err(rustix::io::Errno::NXIO)
+        )
 }
 
 impl BlockStore for FileStore {

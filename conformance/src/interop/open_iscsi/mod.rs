@@ -11,18 +11,20 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::error::{Error, IoContext, Result, at};
 use super::image::{self, GuestImage};
 use super::proxy::Proxy;
 use super::qemu::{BootSpec, Guest, Next};
-use super::report::{Negotiated, Outcome, Report, StepResult};
 use super::target::{
     Backing, Credentials, HarnessTarget, Lun, Stop, TargetConfig, TargetUnderTest, Tgtd,
 };
+use crate::report::{Case, Outcome, Report};
 
+/// The suite's name in reports.
+const SUITE: &str = "open-iscsi";
 /// The IQN of the target under test.
 pub const TARGET_IQN: &str = "iqn.2024-01.org.iscsi-harness:interop";
 /// An initiator that the `acl` profile allows, which is not the guest.
@@ -202,18 +204,15 @@ pub fn run(opts: &Options) -> Result<Report> {
 
     let mut run = Run {
         opts,
+        report: Report::new(format!("{SUITE} against {}", target.name())),
         target,
         proxy,
         profiles,
         profile: "base",
-        report: Report {
-            suite: "open-iscsi".into(),
-            image_time,
-            ..Report::default()
-        },
+        negotiated: Vec::new(),
+        boots: Vec::new(),
         console: String::new(),
     };
-    run.report.target = run.target.name();
     run.boot_loop(&image, &steps, work.path());
 
     let log_path = match &opts.console_log {
@@ -221,17 +220,16 @@ pub fn run(opts: &Options) -> Result<Report> {
         None => {
             let dir = opts.cache_dir.join("logs");
             fs::create_dir_all(&dir).ctx(|| at("create", &dir))?;
-            dir.join(format!("open-iscsi-{}.console.log", run.report.target))
+            dir.join(format!("open-iscsi-{}.console.log", run.target.name()))
         }
     };
     fs::write(&log_path, &run.console).ctx(|| at("write", &log_path))?;
-    run.report.console_log = Some(log_path);
     let _ = run.target.stop(Stop::Graceful);
-    run.report.total = started.elapsed();
+    let report = run.finish(image_time, started.elapsed(), &log_path);
     if let Some(junit) = &opts.junit {
-        run.report.write_junit(junit)?;
+        report.write_junit(junit).ctx(|| at("write", junit))?;
     }
-    Ok(run.report)
+    Ok(report)
 }
 
 fn selected(only: &[String]) -> Result<Vec<StepDef>> {
@@ -252,7 +250,7 @@ fn selected(only: &[String]) -> Result<Vec<StepDef>> {
 }
 
 /// The target configurations the steps ask for by name.
-fn profiles(lun1: &std::path::Path) -> BTreeMap<&'static str, TargetConfig> {
+fn profiles(lun1: &Path) -> BTreeMap<&'static str, TargetConfig> {
     let mut base = TargetConfig::new(TARGET_IQN);
     base.luns = vec![
         Lun {
@@ -337,6 +335,10 @@ struct Run<'a> {
     profiles: BTreeMap<&'static str, TargetConfig>,
     profile: &'static str,
     report: Report,
+    /// The negotiated parameters each step saw (`iscsiadm -m session -P 3`).
+    negotiated: Vec<(String, Vec<(String, String)>)>,
+    /// How long each guest took from QEMU start to its init running.
+    boots: Vec<Duration>,
     console: String,
 }
 
@@ -344,7 +346,7 @@ struct Run<'a> {
 const FIRST_STEP_WITHIN: Duration = Duration::from_secs(60);
 
 impl Run<'_> {
-    fn boot_loop(&mut self, image: &GuestImage, steps: &[StepDef], work: &std::path::Path) {
+    fn boot_loop(&mut self, image: &GuestImage, steps: &[StepDef], work: &Path) {
         let mut remaining: Vec<StepDef> = steps.to_vec();
         let mut boots = 0;
         while !remaining.is_empty() {
@@ -367,7 +369,7 @@ impl Run<'_> {
                     break;
                 }
             };
-            self.report.boots.push(guest.boot_time);
+            self.boots.push(guest.boot_time);
             self.drive(&mut guest, &mut remaining);
             guest.shutdown(Duration::from_secs(10));
             self.console.push_str(&guest.console_log());
@@ -411,7 +413,7 @@ impl Run<'_> {
                             guest.console_tail(4).replace('\n', " | ")
                         );
                         remaining.retain(|d| d.name != c.def.name);
-                        self.conclude(c, Outcome::Failed(msg));
+                        self.conclude(c, Err(msg));
                     }
                     return;
                 }
@@ -438,12 +440,8 @@ impl Run<'_> {
                 "@@PASS" | "@@FAIL" => {
                     if let Some(c) = current.take_if(|c| c.def.name == step) {
                         remaining.retain(|d| d.name != step);
-                        let outcome = if tag == "@@PASS" {
-                            Outcome::Passed
-                        } else {
-                            Outcome::Failed(rest)
-                        };
-                        self.conclude(c, outcome);
+                        let verdict = if tag == "@@PASS" { Ok(()) } else { Err(rest) };
+                        self.conclude(c, verdict);
                         idle_since = Instant::now();
                     }
                 }
@@ -483,42 +481,34 @@ impl Run<'_> {
             return;
         };
         let kv = (k.trim().to_string(), v.trim().to_string());
-        match self.report.negotiated.iter_mut().find(|n| n.step == step) {
-            Some(n) => n.params.push(kv),
-            None => self.report.negotiated.push(Negotiated {
-                step: step.to_string(),
-                params: vec![kv],
-            }),
+        match self.negotiated.iter_mut().find(|(s, _)| s == step) {
+            Some((_, params)) => params.push(kv),
+            None => self.negotiated.push((step.to_string(), vec![kv])),
         }
     }
 
-    fn conclude(&mut self, mut c: Current, outcome: Outcome) {
-        if outcome != Outcome::Passed && !self.target.is_running() {
+    /// Records a step: `Err` holds why it failed, in the guest's words
+    /// where it said something.
+    fn conclude(&mut self, mut c: Current, verdict: std::result::Result<(), String>) {
+        if verdict.is_err() && !self.target.is_running() {
             c.log.push(format!(
                 "{} log tail:\n{}",
                 self.target.name(),
                 self.target.log_tail()
             ));
         }
+        let (outcome, why) = match verdict {
+            Ok(()) => (Outcome::Passed, String::new()),
+            Err(why) => (Outcome::Failed, why),
+        };
+        let mut case = Case::new(SUITE, c.def.name, outcome, why);
+        case.duration = Some(c.started.elapsed());
+        case.notes = c.notes;
+        case.log = c.log;
         if self.opts.progress {
-            let word = if outcome == Outcome::Passed {
-                "PASS"
-            } else {
-                "FAIL"
-            };
-            eprintln!(
-                "{word} {} ({:.1} s)",
-                c.def.name,
-                c.started.elapsed().as_secs_f64()
-            );
+            eprintln!("{}", case.verdict());
         }
-        self.report.steps.push(StepResult {
-            name: c.def.name.to_string(),
-            outcome,
-            duration: c.started.elapsed(),
-            notes: c.notes,
-            log: c.log,
-        });
+        self.report.cases.push(case);
     }
 
     fn conclude_unrun(&mut self, def: StepDef, why: &str) {
@@ -529,8 +519,36 @@ impl Run<'_> {
                 notes: Vec::new(),
                 log: Vec::new(),
             },
-            Outcome::Failed(why.to_string()),
+            Err(why.to_string()),
         );
+    }
+
+    /// The report, closed with the negotiated parameters, the time the
+    /// guest image and the boots took, and where the console log is.
+    fn finish(mut self, image_time: Duration, total: Duration, console_log: &Path) -> Report {
+        for (step, params) in &self.negotiated {
+            let kv: Vec<String> = params.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            self.report
+                .notes
+                .push(format!("negotiated ({step}): {}", kv.join(" ")));
+        }
+        let boots: Vec<String> = self
+            .boots
+            .iter()
+            .map(|b| format!("{:.1} s", b.as_secs_f64()))
+            .collect();
+        self.report.notes.push(format!(
+            "guest image: {:.1} s; guest boots: {} [{}]; total {:.1} s",
+            image_time.as_secs_f64(),
+            boots.len(),
+            boots.join(", "),
+            total.as_secs_f64()
+        ));
+        self.report
+            .notes
+            .push(format!("console log: {}", console_log.display()));
+        self.report.duration = Some(total);
+        self.report
     }
 
     /// Carries out a guest's `@@HOST` request; the answer starts with OK or ERR.

@@ -4,15 +4,17 @@
 //! [--mutual-chap USER:SECRET] [--allow IQN|CIDR|ALL ...] [--param Key=Value ...]`,
 //! serving until SIGINT/SIGTERM.
 
-use std::fs;
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread;
 use std::time::{Duration, Instant};
 
-use super::{Backing, Stop, TargetConfig, TargetUnderTest, file_tail, wait_listening};
-use crate::interop::error::{Error, IoContext, Result, at};
-use crate::interop::tools::ChildGuard;
+use super::{Backing, Stop, TargetConfig, TargetUnderTest, append_log, file_tail};
+use crate::interop::error::{Error, IoContext, Result};
+use crate::interop::tools::{self, ChildGuard};
 
 pub struct HarnessTarget {
     binary: PathBuf,
@@ -81,13 +83,86 @@ impl HarnessTarget {
         }
         args
     }
+}
 
-    fn fail(&self, detail: String) -> Error {
-        Error::Target {
-            target: self.name(),
-            detail,
+/// Our target process, once it has said where it listens.
+pub struct Launched {
+    pub child: ChildGuard,
+    /// The address it printed, the real port when it was asked for port 0.
+    pub addr: SocketAddr,
+    /// What it prints next, line by line.
+    lines: Receiver<String>,
+}
+
+impl Launched {
+    /// The libiscsi URL of every LUN, as it printed them after its address.
+    /// They come in the same write, so a short silence ends them; only a
+    /// caller that needs them waits for it.
+    pub fn urls(&self) -> Vec<String> {
+        let mut urls = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(300)) {
+            if line.starts_with("iscsi://") {
+                urls.push(line);
+            }
         }
+        urls
     }
+}
+
+/// Starts `cmd`, an `iscsi-harness target` command line, and waits up to
+/// `within` for the line it prints when it serves, `listening on ADDR`
+/// (then one URL per LUN, see [`Launched::urls`]). That line, not a probing
+/// connection, is the sign it is ready, so port 0 works too. With `log`,
+/// its stdout and stderr are appended there; without, its stderr is left
+/// as `cmd` has it. Used by [`HarnessTarget`] and by the tests that start
+/// our target themselves.
+pub fn launch(mut cmd: Command, log: Option<&Path>, within: Duration) -> Result<Launched> {
+    let what = format!("start {}", tools::describe(&cmd));
+    let log_path = log;
+    let mut log = log.map(append_log).transpose()?;
+    if let Some(f) = &log {
+        cmd.stderr(f.try_clone().ctx(|| what.clone())?);
+    }
+    let mut child = ChildGuard::new(
+        cmd.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .ctx(|| what.clone())?,
+    );
+    let stdout = child.inner().stdout.take().expect("stdout is piped");
+    let (tx, lines) = mpsc::channel();
+    // Drains stdout for the process's whole life, copying it to the log.
+    thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(f) = log.as_mut() {
+                let _ = writeln!(f, "{line}");
+            }
+            let _ = tx.send(line);
+        }
+    });
+    let not_ready = |detail: String| Error::Target {
+        target: "iscsi-harness".into(),
+        detail: match log_path {
+            Some(p) => format!("{detail}:\n{}", file_tail(p, 20)),
+            None => detail,
+        },
+    };
+    let first = match lines.recv_timeout(within) {
+        Ok(line) => line,
+        Err(RecvTimeoutError::Timeout) => {
+            return Err(not_ready(format!("not listening within {within:?}")));
+        }
+        Err(RecvTimeoutError::Disconnected) => {
+            let status = child.wait_until(Instant::now() + Duration::from_secs(1))?;
+            return Err(not_ready(format!("exited at start ({status:?})")));
+        }
+    };
+    let addr = first
+        .strip_prefix("listening on ")
+        .and_then(|a| a.parse().ok())
+        .ok_or_else(|| not_ready(format!("printed {first:?} instead of `listening on ADDR`")))?;
+    Ok(Launched { child, addr, lines })
 }
 
 impl TargetUnderTest for HarnessTarget {
@@ -102,33 +177,12 @@ impl TargetUnderTest for HarnessTarget {
     fn start(&mut self, config: &TargetConfig) -> Result<()> {
         self.stop(Stop::Graceful)?;
         config.prepare_files()?;
-        let log_path = self.log_path();
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .ctx(|| at("open", &log_path))?;
-        let log2 = log.try_clone().ctx(|| at("open", &log_path))?;
-        let child = Command::new(&self.binary)
-            .args(self.args(config))
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2)
-            .spawn()
-            .ctx(|| format!("start {}", self.binary.display()))?;
-        self.child = Some(ChildGuard::new(child));
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if !self.is_running() {
-                self.child = None;
-                return Err(self.fail(format!("exited at start:\n{}", self.log_tail())));
-            }
-            if wait_listening(self.addr, Instant::now() + Duration::from_millis(300)) {
-                self.config = Some(config.clone());
-                return Ok(());
-            }
-        }
-        Err(self.fail(format!("not listening on {} within 15 s", self.addr)))
+        let mut cmd = Command::new(&self.binary);
+        cmd.args(self.args(config));
+        let launched = launch(cmd, Some(&self.log_path()), Duration::from_secs(15))?;
+        self.child = Some(launched.child);
+        self.config = Some(config.clone());
+        Ok(())
     }
 
     fn stop(&mut self, how: Stop) -> Result<()> {

@@ -11,7 +11,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-pub use harness::HarnessTarget;
+pub use harness::{HarnessTarget, Launched, launch};
 pub use tgtd::Tgtd;
 
 use super::error::{Error, IoContext, Result, at};
@@ -151,6 +151,15 @@ pub fn wait_listening(addr: SocketAddr, deadline: Instant) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     false
+}
+
+/// A log file opened for appending: a target's output across restarts.
+pub(crate) fn append_log(path: &std::path::Path) -> Result<fs::File> {
+    fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .ctx(|| at("open", path))
 }
 
 /// The last lines of a log file.

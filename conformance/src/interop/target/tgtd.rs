@@ -7,9 +7,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::{Backing, Stop, TargetConfig, TargetUnderTest, file_tail, wait_listening};
+use super::{
+    Backing, Credentials, Stop, TargetConfig, TargetUnderTest, append_log, file_tail,
+    wait_listening,
+};
 use crate::interop::error::{Error, IoContext, Result, at};
 use crate::interop::tools::{self, ChildGuard};
+use crate::peers::{self, Need};
 
 const TGTADM_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -24,13 +28,16 @@ pub struct Tgtd {
 }
 
 impl Tgtd {
+    /// tgtd's programs and their Debian package.
+    pub const NEEDS: &[Need] = &[("tgtd", "tgt"), ("tgtadm", "tgt")];
+
     /// Finds tgtd and tgtadm; scratch files (logs, memory LUNs) go in
     /// `workdir`; it will listen on `127.0.0.1:port`.
     pub fn new(workdir: &Path, port: u16) -> Result<Self> {
         Ok(Self {
             control_port: free_control_port(port),
-            tgtd: tools::require("tgtd", "tgt")?,
-            tgtadm: tools::require("tgtadm", "tgt")?,
+            tgtd: peers::require("tgtd", "tgt")?,
+            tgtadm: peers::require("tgtadm", "tgt")?,
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             workdir: workdir.to_path_buf(),
             child: None,
@@ -97,47 +104,13 @@ impl Tgtd {
             ])?;
         }
         if let Some(c) = &config.chap {
-            self.tgtadm(&[
-                "--mode",
-                "account",
-                "--op",
-                "new",
-                "--user",
-                &c.user,
-                "--password",
-                &c.secret,
-            ])?;
-            self.tgtadm(&[
-                "--mode", "account", "--op", "bind", "--tid", "1", "--user", &c.user,
-            ])?;
+            self.account(c, &[])?;
         }
         if let Some(c) = &config.mutual_chap {
-            self.tgtadm(&[
-                "--mode",
-                "account",
-                "--op",
-                "new",
-                "--user",
-                &c.user,
-                "--password",
-                &c.secret,
-            ])?;
-            self.tgtadm(&[
-                "--mode",
-                "account",
-                "--op",
-                "bind",
-                "--tid",
-                "1",
-                "--user",
-                &c.user,
-                "--outgoing",
-            ])?;
+            self.account(c, &["--outgoing"])?;
         }
         for (key, value) in &config.params {
-            self.tgtadm(&[
-                "--mode", "target", "--op", "update", "--tid", "1", "--name", key, "--value", value,
-            ])?;
+            self.update(key, value)?;
         }
         let allow: Vec<&str> = if config.allow.is_empty() {
             vec!["ALL"]
@@ -151,6 +124,46 @@ impl Tgtd {
                 "--initiator-address"
             };
             self.tgtadm(&["--mode", "target", "--op", "bind", "--tid", "1", how, who])?;
+        }
+        Ok(())
+    }
+
+    /// A CHAP account bound to the target; `--outgoing` makes it the one
+    /// the target answers with (mutual CHAP).
+    fn account(&self, c: &Credentials, how: &[&str]) -> Result<()> {
+        self.tgtadm(&[
+            "--mode",
+            "account",
+            "--op",
+            "new",
+            "--user",
+            &c.user,
+            "--password",
+            &c.secret,
+        ])?;
+        let bind = ["--mode", "account", "--op", "bind", "--tid", "1", "--user"];
+        let mut args = bind.to_vec();
+        args.push(&c.user);
+        args.extend_from_slice(how);
+        self.tgtadm(&args).map(drop)
+    }
+
+    /// Sets one negotiation value of the target.
+    fn update(&self, key: &str, value: &str) -> Result<()> {
+        self.tgtadm(&[
+            "--mode", "target", "--op", "update", "--tid", "1", "--name", key, "--value", value,
+        ])
+        .map(drop)
+    }
+
+    /// Changes a negotiation value of the running target, e.g.
+    /// `("HeaderDigest", "CRC32C")`: sessions that log in from now on see
+    /// it, and so does a restart.
+    pub fn set_param(&mut self, key: &str, value: &str) -> Result<()> {
+        self.update(key, value)?;
+        if let Some(config) = self.config.as_mut() {
+            config.params.retain(|(k, _)| k != key);
+            config.params.push((key.to_string(), value.to_string()));
         }
         Ok(())
     }
@@ -185,11 +198,7 @@ impl TargetUnderTest for Tgtd {
         config.prepare_files()?;
         fs::create_dir_all("/var/run/tgtd").ctx(|| "create /var/run/tgtd".into())?;
         let log_path = self.log_path();
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log_path)
-            .ctx(|| at("open", &log_path))?;
+        let log = append_log(&log_path)?;
         let log2 = log.try_clone().ctx(|| at("open", &log_path))?;
         let child = Command::new(&self.tgtd)
             .args(["-f", "-C", &self.control_port(), "--iscsi"])
@@ -228,11 +237,23 @@ impl TargetUnderTest for Tgtd {
             return Ok(());
         };
         if how == Stop::Graceful && child.try_status().is_none() {
-            // tgtd ignores SIGTERM; this is its own way to shut down.
-            let _ = self.tgtadm(&["--mode", "system", "--op", "delete", "--force"]);
+            // tgtd ignores SIGTERM, and its own shutdown (`system delete`)
+            // is refused while a target exists (`--force` is not taken
+            // there): delete the target first, dropping its sessions.
+            let _ = self.tgtadm(&[
+                "--mode", "target", "--op", "delete", "--tid", "1", "--force",
+            ]);
+            let _ = self.tgtadm(&["--mode", "system", "--op", "delete"]);
             let _ = child.wait_until(Instant::now() + Duration::from_secs(5));
         }
         child.kill();
+        // A killed tgtd leaves its control socket and lock file behind.
+        for suffix in ["", ".lock"] {
+            let _ = fs::remove_file(format!(
+                "/var/run/tgtd/socket.{}{suffix}",
+                self.control_port
+            ));
+        }
         Ok(())
     }
 

@@ -5,16 +5,20 @@
 //! check its. A NOP-Out whose header digest has its bytes reversed must get
 //! no answer, so the check cannot pass with either byte order.
 //!
+//! An interop test of the engine's PDU codec; it lives here, not with the
+//! engine's tests, because it needs the harness that starts a real peer.
+//!
 //! Skips (saying why) when tgtd is absent or cannot start, unless
 //! `ISCSI_HARNESS_REQUIRE_PEERS=1`, which turns the skip into a failure.
 
+mod common;
+
 use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpStream;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use common::peers::tgtd_or_skip;
 use iscsi_engine::pdu::{
     Cdb, Decoder, Digests, Encoder, Header, Isid, LoginRequest, Lun, NopOut, Pdu, RESERVED_TAG,
     ScsiCommand, Stage, TaskAttr,
@@ -22,147 +26,6 @@ use iscsi_engine::pdu::{
 
 const TARGET: &str = "iqn.2026-11.test:t";
 const INITIATOR: &str = "iqn.2026-11.test:pdu-initiator";
-
-fn require_peers() -> bool {
-    std::env::var("ISCSI_HARNESS_REQUIRE_PEERS").as_deref() == Ok("1")
-}
-
-/// Skips the test, or fails it when peers are required.
-fn skip(why: &str) {
-    assert!(!require_peers(), "ISCSI_HARNESS_REQUIRE_PEERS=1 but {why}");
-    eprintln!("skipping tgtd digest interop: {why}");
-}
-
-fn find_tool(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/local/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join(name))
-        .find(|p| p.is_file())
-}
-
-/// A tgtd we started, on its own control port; killed and cleaned on drop.
-struct Tgtd {
-    child: Child,
-    tgtadm: PathBuf,
-    control_port: u16,
-    portal_port: u16,
-    image: PathBuf,
-    log: PathBuf,
-}
-
-impl Drop for Tgtd {
-    fn drop(&mut self) {
-        // tgtd does not always exit on SIGTERM; Child::kill sends SIGKILL.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_file(&self.image);
-        for suffix in ["", ".lock"] {
-            let socket = format!("/var/run/tgtd/socket.{}{suffix}", self.control_port);
-            let _ = std::fs::remove_file(socket);
-        }
-    }
-}
-
-impl Tgtd {
-    fn tgtadm(&self, args: &[&str]) -> Result<(), String> {
-        let out = Command::new(&self.tgtadm)
-            .arg("-C")
-            .arg(self.control_port.to_string())
-            .args(["--lld", "iscsi"])
-            .args(args)
-            .output()
-            .map_err(|e| format!("tgtadm: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!(
-                "tgtadm {args:?}: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ))
-        }
-    }
-
-    fn alive(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-
-    /// Starts tgtd on 127.0.0.1 with one target and a 64 MiB LUN 1.
-    fn start(tgtd: &Path, tgtadm: &Path, attempt: u16) -> Result<Tgtd, String> {
-        // tgtd accepts control ports below 32768; keep clear of other users.
-        let control_port = 20_000 + (std::process::id() as u16 % 5_000) * 2 + attempt;
-        let portal_port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map_err(|e| format!("no free port: {e}"))?
-            .port();
-        let tag = format!("iscsi-harness-pdu-{}-{attempt}", std::process::id());
-        let image = PathBuf::from(format!("/dev/shm/{tag}.img"));
-        let log = std::env::temp_dir().join(format!("{tag}.log"));
-        std::fs::File::create(&image)
-            .and_then(|f| f.set_len(64 << 20))
-            .map_err(|e| format!("creating {}: {e}", image.display()))?;
-        let log_file = std::fs::File::create(&log).map_err(|e| e.to_string())?;
-        let child = Command::new(tgtd)
-            .args(["-f", "-C", &control_port.to_string(), "--iscsi"])
-            .arg(format!("portal=127.0.0.1:{portal_port}"))
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone().map_err(|e| e.to_string())?)
-            .stderr(log_file)
-            .spawn()
-            .map_err(|e| format!("spawning tgtd: {e}"))?;
-        let mut t = Tgtd {
-            child,
-            tgtadm: tgtadm.to_path_buf(),
-            control_port,
-            portal_port,
-            image,
-            log,
-        };
-        let mut ready = Err(String::from("tgtd did not come up"));
-        for _ in 0..50 {
-            std::thread::sleep(Duration::from_millis(100));
-            if !t.alive() {
-                let log = std::fs::read_to_string(&t.log).unwrap_or_default();
-                return Err(format!("tgtd exited: {}", log.trim()));
-            }
-            ready = t.tgtadm(&["--op", "show", "--mode", "target"]);
-            if ready.is_ok() {
-                break;
-            }
-        }
-        ready?;
-        t.tgtadm(&[
-            "--op", "new", "--mode", "target", "--tid", "1", "-T", TARGET,
-        ])?;
-        let image = t.image.display().to_string();
-        t.tgtadm(&[
-            "--op",
-            "new",
-            "--mode",
-            "logicalunit",
-            "--tid",
-            "1",
-            "--lun",
-            "1",
-            "-b",
-            &image,
-        ])?;
-        t.tgtadm(&[
-            "--op", "bind", "--mode", "target", "--tid", "1", "-I", "ALL",
-        ])?;
-        // tgtd offers no digests by default: make CRC32C its only choice.
-        for key in ["HeaderDigest", "DataDigest"] {
-            t.tgtadm(&[
-                "--op", "update", "--mode", "target", "--tid", "1", "--name", key, "--value",
-                "CRC32C",
-            ])?;
-        }
-        if !t.alive() {
-            return Err("tgtd exited during set-up".into());
-        }
-        Ok(t)
-    }
-}
 
 /// One iSCSI connection driven by the engine's codec over a blocking socket.
 struct Conn {
@@ -381,26 +244,13 @@ fn reversed_digest_is_refused(conn: &mut Conn, s: &Session) {
 
 #[test]
 fn pdu_digests_interop_with_tgtd() {
-    let (Some(tgtd), Some(tgtadm)) = (find_tool("tgtd"), find_tool("tgtadm")) else {
-        skip("tgtd/tgtadm not found (Debian package `tgt`)");
+    // tgtd offers no digests by default: make CRC32C its only choice.
+    let digests = [("HeaderDigest", "CRC32C"), ("DataDigest", "CRC32C")];
+    let Some(target) = tgtd_or_skip("tgtd digest interop", TARGET, &digests) else {
         return;
     };
-    let mut started = Err(String::new());
-    for attempt in 0..3 {
-        started = Tgtd::start(&tgtd, &tgtadm, attempt);
-        if started.is_ok() {
-            break;
-        }
-    }
-    let target = match started {
-        Ok(t) => t,
-        Err(why) => {
-            skip(&format!("tgtd could not start: {why}"));
-            return;
-        }
-    };
 
-    let stream = TcpStream::connect(("127.0.0.1", target.portal_port)).expect("connect to tgtd");
+    let stream = TcpStream::connect(target.addr()).expect("connect to tgtd");
     stream
         .set_read_timeout(Some(Duration::from_secs(10)))
         .unwrap();
