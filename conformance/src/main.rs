@@ -31,6 +31,9 @@ enum Command {
     /// Real peers in a QEMU guest: Linux open-iscsi and LIO.
     #[command(subcommand)]
     Interop(InteropCommand),
+    /// The deterministic simulation: scenarios, replay, swarm, planted bugs.
+    #[command(subcommand)]
+    Sim(iscsi_sim::cli::SimCommand),
 }
 
 #[derive(Subcommand)]
@@ -152,6 +155,16 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     let result = match cli.command {
+        Command::Sim(command) => match iscsi_sim::cli::run(command) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Failure::run(
+                "the simulation found failures (see above)".into(),
+            )),
+            Err(e) => Err(Failure {
+                message: e.message,
+                usage: e.usage,
+            }),
+        },
         Command::Target(args) => target(args),
         Command::Initiator(args) => {
             iscsi_conformance::initiator_cli::run(args).map_err(|e| Failure {

@@ -16,6 +16,7 @@ pub mod initiator;
 pub mod login;
 pub mod net;
 pub mod pdu;
+pub mod planted;
 pub mod scsi;
 pub mod serial;
 pub mod store;

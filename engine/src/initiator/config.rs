@@ -56,6 +56,9 @@ pub struct SessionConfig {
     pub max_command_retries: u32,
     /// Redirections (§11.13.5 status class 1) followed per login.
     pub max_redirects: u32,
+    /// A planted bug to switch on (simulation only; without the
+    /// `planted-bugs` feature this does nothing).
+    pub planted: Option<crate::planted::PlantedBug>,
 }
 
 impl SessionConfig {
@@ -82,6 +85,7 @@ impl SessionConfig {
             command_timeout: Some(Duration::from_secs(60)),
             max_command_retries: 16,
             max_redirects: 4,
+            planted: None,
         }
     }
 

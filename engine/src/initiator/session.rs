@@ -422,6 +422,16 @@ impl Session {
             return;
         }
         if let Some(deadline) = self.ping_deadline {
+            #[cfg(feature = "planted-bugs")]
+            if crate::planted::active(
+                self.config.planted,
+                crate::planted::PlantedBug::NopTimeoutIgnored,
+            ) {
+                if now >= deadline {
+                    self.ping_deadline = None;
+                }
+                return;
+            }
             if now >= deadline {
                 self.connection_lost(now, "NOP-Out ping unanswered".into());
             }
@@ -808,6 +818,15 @@ impl Session {
     // ---- internals: requests ------------------------------------------
 
     fn alloc_itt(&mut self) -> Itt {
+        #[cfg(feature = "planted-bugs")]
+        if crate::planted::active(
+            self.config.planted,
+            crate::planted::PlantedBug::IttReusedEarly,
+        ) {
+            let itt = 0x100 | (self.next_itt & 0x1f);
+            self.next_itt = self.next_itt.wrapping_add(1);
+            return itt;
+        }
         loop {
             let itt = self.next_itt;
             self.next_itt = self.next_itt.wrapping_add(1);

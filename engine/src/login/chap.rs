@@ -139,6 +139,9 @@ pub struct ChapReply {
 #[derive(Debug, Clone, Default)]
 pub struct TargetChap {
     state: TargetState,
+    /// A planted bug to switch on (simulation only).
+    #[cfg(feature = "planted-bugs")]
+    pub(crate) planted: Option<crate::planted::PlantedBug>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -214,6 +217,13 @@ impl TargetChap {
                     let expected = response(*id, account.secret.as_bytes(), challenge);
                     let user_ok = constant_time_eq(account.user.as_bytes(), user.as_bytes());
                     ok |= user_ok & constant_time_eq(&expected, &got);
+                }
+                #[cfg(feature = "planted-bugs")]
+                if crate::planted::active(
+                    self.planted,
+                    crate::planted::PlantedBug::ChapResponseUnchecked,
+                ) {
+                    ok |= accounts.iter().any(|a| a.user == user);
                 }
                 if !ok {
                     return Err(ChapError::AuthenticationFailed);

@@ -205,6 +205,12 @@ impl TargetLogin {
         }
     }
 
+    /// Switches a planted bug on (simulation only).
+    #[cfg(feature = "planted-bugs")]
+    pub fn plant(&mut self, bug: Option<crate::planted::PlantedBug>) {
+        self.chap.planted = bug;
+    }
+
     /// The stage the login is in.
     pub fn stage(&self) -> Stage {
         self.stage

@@ -835,6 +835,8 @@ impl<N: Network> Shared<N> {
             match deadline {
                 Some(at) => {
                     tokio::select! {
+                        // Biased: tokio's branch RNG is seeded by the OS.
+                        biased;
                         () = tokio::time::sleep_until(tokio::time::Instant::from_std(at)) => {
                             let mut core = self.lock();
                             core.armed = None;

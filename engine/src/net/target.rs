@@ -415,6 +415,23 @@ impl<B: Backend> TargetServer<B> {
         }
     }
 
+    /// The planted bug `ack-before-write`: the WRITE already answered GOOD
+    /// reaches the medium only a little later.
+    #[cfg(feature = "planted-bugs")]
+    async fn planted_late_write(self: Arc<Self>, x: Execute) {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let mut core = self.lock();
+        let cdb = x.cdb.to_vec();
+        let request = CommandRequest {
+            nexus: &x.nexus,
+            cdb: &cdb,
+            data_out: x.data_out.clone(),
+            expected_in_len: x.expected_in_len,
+            attr: x.attr,
+        };
+        let _ = core.backend.execute(&x.target, x.lun, request);
+    }
+
     fn wake_writer(&self, id: ConnId) {
         if let Some(n) = self
             .writers
@@ -432,6 +449,17 @@ impl<B: Backend> TargetServer<B> {
         while let Some(event) = core.endpoint.poll_event() {
             match event {
                 Event::Execute(x) => {
+                    #[cfg(feature = "planted-bugs")]
+                    if crate::planted::active(
+                        core.endpoint.config().planted,
+                        crate::planted::PlantedBug::AckBeforeWrite,
+                    ) && matches!(x.cdb.opcode(), 0x0a | 0x2a | 0xaa | 0x8a)
+                    {
+                        let good = CommandResult::good(bytes::Bytes::new());
+                        core.endpoint.complete(x.task, good, now());
+                        tokio::spawn(self.clone().planted_late_write(x));
+                        continue;
+                    }
                     let extended;
                     let cdb: &[u8] = if x.cdb.extended.is_empty() {
                         &x.cdb.base

@@ -670,6 +670,8 @@ pub struct LogicalUnit {
     pub(crate) spc: spc::State,
     /// SBC state.
     pub(crate) sbc: sbc::State,
+    /// A planted bug to switch on (simulation only).
+    pub(crate) planted: Option<crate::planted::PlantedBug>,
 }
 
 impl LogicalUnit {
@@ -681,6 +683,7 @@ impl LogicalUnit {
             store,
             spc,
             sbc,
+            planted: None,
         }
     }
 
@@ -768,6 +771,14 @@ impl Device {
         let mut result = lu.finish(outcome);
         result.data_out_wanted = super::data_out_length(req.cdb, lu.config.block_size);
         result
+    }
+
+    /// Switches a planted bug on in every logical unit (simulation only;
+    /// without the `planted-bugs` feature this does nothing).
+    pub fn set_planted(&mut self, bug: Option<crate::planted::PlantedBug>) {
+        for lu in self.luns.values_mut() {
+            lu.planted = bug;
+        }
     }
 
     /// Makes SANITIZE run in the background: the logical unit reports

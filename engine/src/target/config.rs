@@ -144,6 +144,9 @@ pub struct EndpointConfig {
     /// Portal addresses reported by SendTargets (`host:port`). Empty: the
     /// address the initiator connected to.
     pub portals: Vec<String>,
+    /// A planted bug to switch on (simulation only; without the
+    /// `planted-bugs` feature this does nothing).
+    pub planted: Option<crate::planted::PlantedBug>,
 }
 
 impl EndpointConfig {
@@ -189,6 +192,7 @@ impl Default for EndpointConfig {
             logout_timeout: Duration::from_secs(10),
             max_transfer_length: 64 << 20,
             portals: Vec::new(),
+            planted: None,
         }
     }
 }

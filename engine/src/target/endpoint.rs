@@ -123,7 +123,10 @@ impl Endpoint {
     pub fn accept(&mut self, peer: SocketAddr, local: SocketAddr, now: Instant) -> ConnId {
         let id = ConnId(self.next_conn);
         self.next_conn += 1;
-        let login = TargetLogin::new(self.config.preferences.clone(), peer);
+        #[allow(unused_mut)]
+        let mut login = TargetLogin::new(self.config.preferences.clone(), peer);
+        #[cfg(feature = "planted-bugs")]
+        login.plant(self.config.planted);
         let stat_sn = self.rng.next_u32();
         let mut conn = Connection::new(peer, local, login, stat_sn, now);
         conn.login_deadline = Some(now + self.config.login_timeout);
@@ -246,7 +249,15 @@ impl Endpoint {
         debug_assert_eq!(t.stage, Stage::Executing);
         if let Some(conn) = self.conns.get_mut(&t.conn) {
             let wanted_out = result.data_out_wanted;
-            t.respond(result, wanted_out, conn.max_xmit, max_burst, |pdu| {
+            #[cfg(feature = "planted-bugs")]
+            let gap =
+                crate::planted::active(self.config.planted, crate::planted::PlantedBug::DataSnGap);
+            #[allow(unused_mut)]
+            t.respond(result, wanted_out, conn.max_xmit, max_burst, |mut pdu| {
+                #[cfg(feature = "planted-bugs")]
+                if let (true, Header::DataIn(h)) = (gap, &mut pdu.header) {
+                    h.data_sn += u32::from(h.data_sn >= 2);
+                }
                 conn.queue(pdu)
             });
             self.dirty.insert(t.conn);
@@ -301,7 +312,17 @@ impl Endpoint {
             ),
         };
         let stat_sn = conn.stat_sn;
-        if Connection::advances_stat_sn(&pdu.header) {
+        #[allow(unused_mut)]
+        let mut advances = Connection::advances_stat_sn(&pdu.header);
+        #[cfg(feature = "planted-bugs")]
+        if crate::planted::active(
+            self.config.planted,
+            crate::planted::PlantedBug::StatSnOffByOne,
+        ) && matches!(&pdu.header, Header::DataIn(_))
+        {
+            advances = false;
+        }
+        if advances {
             conn.stat_sn = conn.stat_sn.wrapping_add(1);
         }
         stamp(&mut pdu.header, stat_sn, exp, max);
@@ -438,6 +459,10 @@ impl Endpoint {
         for id in &session.conns {
             if let Some(conn) = self.conns.get_mut(id) {
                 conn.tsih = None;
+                // PDUs still queued (a Logout Response) carry the session's
+                // last ExpCmdSN, not the login's (§4.2.2.1: it never goes
+                // back). Found by the simulator's wire checker.
+                conn.login_cmd_sn = session.exp_cmd_sn;
                 if !matches!(conn.phase, Phase::Closing) {
                     conn.phase = Phase::Closing;
                     self.events.push_back(Event::Close(*id));
@@ -907,6 +932,15 @@ impl Endpoint {
                 .issue_r2t(&burst, ttt);
             let pdu = task.r2t(ttt, r2t_sn, offset, len);
             let conn = task.conn;
+            #[cfg(feature = "planted-bugs")]
+            if crate::planted::active(
+                self.config.planted,
+                crate::planted::PlantedBug::R2tNeverSent,
+            ) && r2t_sn > 0
+                && offset + len == task.edtl
+            {
+                continue;
+            }
             self.queue(conn, pdu);
         }
         let session = self.sessions.get_mut(&tsih).expect("present");

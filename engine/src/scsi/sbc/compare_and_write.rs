@@ -36,6 +36,16 @@ pub fn compare_and_write(lu: &mut LogicalUnit, cmd: &Command<'_>) -> Outcome {
     }
     let (expected, new) = cmd.data_out.split_at(half);
     let current = read_blocks(lu, ext.lba, ext.blocks)?;
+    #[cfg(feature = "planted-bugs")]
+    let (current, expected) = if crate::planted::active(
+        lu.planted,
+        crate::planted::PlantedBug::CompareFirstBlockOnly,
+    ) {
+        let bs = lu.config.block_size as usize;
+        (current.split_at(bs).0.into(), &expected[..bs])
+    } else {
+        (current, expected)
+    };
     if let Some(offset) = first_difference(&current, expected) {
         return Err(miscompare(offset as u64).into());
     }

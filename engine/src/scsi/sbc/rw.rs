@@ -63,6 +63,10 @@ pub fn write(lu: &mut LogicalUnit, cmd: &Command<'_>) -> Outcome {
     if !data.is_empty() {
         write_blocks(lu, ext.lba, data)?;
     }
+    #[cfg(feature = "planted-bugs")]
+    if crate::planted::active(lu.planted, crate::planted::PlantedBug::FuaIgnored) {
+        return Ok(Bytes::new());
+    }
     if fua(cmd) {
         flush(lu)?;
     }

@@ -17,6 +17,13 @@ pub fn synchronize_cache(lu: &mut LogicalUnit, cmd: &Command<'_>) -> Outcome {
         ext.blocks
     };
     check_extent(lu, ext.lba, blocks)?;
+    #[cfg(feature = "planted-bugs")]
+    if crate::planted::active(
+        lu.planted,
+        crate::planted::PlantedBug::UnflushedCacheDurable,
+    ) {
+        return Ok(Bytes::new());
+    }
     flush(lu)?;
     Ok(Bytes::new())
 }

@@ -42,7 +42,14 @@ pub fn gate(lu: &mut LogicalUnit, info: &CommandInfo, cmd: &Command<'_>) -> Resu
             return Err(Failure::Status(status::RESERVATION_CONFLICT));
         }
     }
-    if !spc.pr.allows(cmd.nexus, access(info, cmd)) {
+    #[cfg(feature = "planted-bugs")]
+    let ignored = crate::planted::active(
+        lu.planted,
+        crate::planted::PlantedBug::ReservationConflictIgnored,
+    ) && access(info, cmd) == Access::Write;
+    #[cfg(not(feature = "planted-bugs"))]
+    let ignored = false;
+    if !ignored && !spc.pr.allows(cmd.nexus, access(info, cmd)) {
         return Err(Failure::Status(status::RESERVATION_CONFLICT));
     }
     // A sanitize in progress (SBC-4, "Sanitize operations"): NOT READY,

@@ -36,6 +36,14 @@ pub fn task_management(device: &mut Device, nexus: &Nexus, lun: Lun, tmf: TaskMa
     match tmf {
         TaskManagement::LogicalUnitReset => {
             if let Some(lu) = lun.index().and_then(|i| device.lun_mut(i)) {
+                #[cfg(feature = "planted-bugs")]
+                if crate::planted::active(
+                    lu.planted,
+                    crate::planted::PlantedBug::LunResetNoUnitAttention,
+                ) {
+                    lu.spc.reservation = None;
+                    return;
+                }
                 reset(lu);
             }
         }
