@@ -200,7 +200,7 @@ fn target_survives_hostile_input() {
         lun: Lun::from_index(1),
         itt: 900,
         expected_data_transfer_length: 96,
-        cmd_sn: c.cmd_sn.wrapping_add(0x4000_0000),
+        cmd_sn: c.script.cmd_sn.wrapping_add(0x4000_0000),
         cdb: Cdb::new(&[0x12, 0, 0, 0, 96, 0]),
         ..ScsiCommand::default()
     };

@@ -80,8 +80,8 @@ fn sigterm_logs_sessions_out_and_exits_cleanly() {
         immediate: true,
         reason: 0,
         itt: 7,
-        cmd_sn: client.cmd_sn,
-        exp_stat_sn: client.exp_stat_sn,
+        cmd_sn: client.script.cmd_sn,
+        exp_stat_sn: client.script.exp_stat_sn,
         ..LogoutRequest::default()
     };
     client.send(&Pdu::bare(Header::LogoutRequest(logout)));

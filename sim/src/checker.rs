@@ -107,22 +107,6 @@ struct Due {
     pending: Option<BTreeSet<Itt>>,
 }
 
-fn scsi_status_bearing(h: &Header) -> Option<bool> {
-    Some(match h {
-        Header::ScsiResponse(_)
-        | Header::TaskMgmtResponse(_)
-        | Header::LoginResponse(_)
-        | Header::TextResponse(_)
-        | Header::LogoutResponse(_)
-        | Header::AsyncMessage(_)
-        | Header::Reject(_) => true,
-        Header::DataIn(d) if d.status_present => true,
-        Header::NopIn(n) => n.itt != RESERVED_TAG,
-        Header::R2t(_) => false,
-        _ => return None,
-    })
-}
-
 fn stat_sn_of(h: &Header) -> Option<u32> {
     Some(match h {
         Header::ScsiResponse(x) => x.stat_sn,
@@ -303,7 +287,8 @@ impl ConnChecker {
         seq: u64,
     ) -> Result<Option<(Clearing, bool, u64)>, String> {
         let name = h.opcode().name();
-        if let (Some(bearing), Some(stat_sn)) = (scsi_status_bearing(h), stat_sn_of(h)) {
+        if let Some(stat_sn) = stat_sn_of(h) {
+            let bearing = h.advances_stat_sn();
             match (self.next_stat_sn, h) {
                 (None, Header::LoginResponse(_)) => {}
                 (None, _) => {}

@@ -678,6 +678,24 @@ impl Header {
         }
     }
 
+    /// Whether this target PDU carries status and so takes a StatSN of its
+    /// own (RFC 7143 §4.2.2.2); R2T, pings (NOP-In with the reserved ITT)
+    /// and Data-In without the S bit only report the next one.
+    pub fn advances_stat_sn(&self) -> bool {
+        match self {
+            Header::ScsiResponse(_)
+            | Header::TaskMgmtResponse(_)
+            | Header::LoginResponse(_)
+            | Header::TextResponse(_)
+            | Header::LogoutResponse(_)
+            | Header::AsyncMessage(_)
+            | Header::Reject(_) => true,
+            Header::DataIn(h) => h.status_present,
+            Header::NopIn(h) => h.itt != RESERVED_TAG,
+            _ => false,
+        }
+    }
+
     /// The Initiator Task Tag, for the opcodes that carry one
     /// (Async Message carries the reserved tag).
     pub fn itt(&self) -> Itt {

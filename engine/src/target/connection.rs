@@ -8,7 +8,7 @@ use std::time::Instant;
 use bytes::Bytes;
 
 use crate::login::target::TargetLogin;
-use crate::pdu::{Decoder, Digests, Header, Itt, Pdu, Ttt};
+use crate::pdu::{Decoder, Digests, Itt, Pdu, Ttt};
 use crate::text::Negotiator;
 
 /// Where a connection is in its life.
@@ -106,23 +106,6 @@ impl Connection {
     pub fn queue(&mut self, pdu: Pdu) {
         if !self.closed {
             self.outbox.push_back(pdu);
-        }
-    }
-
-    /// Whether `pdu` carries status and so takes a StatSN of its own
-    /// (§4.2.2.2; R2T, pings and Data-In without the S bit do not).
-    pub fn advances_stat_sn(header: &Header) -> bool {
-        match header {
-            Header::ScsiResponse(_)
-            | Header::TaskMgmtResponse(_)
-            | Header::LoginResponse(_)
-            | Header::TextResponse(_)
-            | Header::LogoutResponse(_)
-            | Header::AsyncMessage(_)
-            | Header::Reject(_) => true,
-            Header::DataIn(h) => h.status_present,
-            Header::NopIn(h) => h.itt != crate::pdu::RESERVED_TAG,
-            _ => false,
         }
     }
 }

@@ -15,9 +15,12 @@
 //! It never reads a clock or the OS's randomness: `now` is an argument and
 //! the RNG (StatSN starts, TTTs, CHAP challenges) is seeded by the caller.
 
+mod command;
 mod config;
 mod connection;
 mod endpoint;
+mod login_phase;
+mod requests;
 mod session;
 mod task;
 mod text;
