@@ -65,20 +65,8 @@ impl Script {
     /// A login to a normal session of `target` with AuthMethod None.
     pub fn login(initiator: &str, target: &str, isid: Isid, prefs: Preferences) -> InitiatorLogin {
         InitiatorLogin::new(InitiatorConfig {
-            initiator_name: initiator.into(),
-            initiator_alias: None,
-            isid,
-            tsih: 0,
-            cid: 0,
-            itt: 0,
-            session_type: SessionType::Normal,
-            target_name: Some(target.into()),
-            chap: None,
-            mutual_chap: None,
             prefs,
-            cmd_sn: 1,
-            exp_stat_sn: 0,
-            extra_keys: Vec::new(),
+            ..InitiatorConfig::leading(initiator, isid, SessionType::Normal, Some(target))
         })
     }
 

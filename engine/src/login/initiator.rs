@@ -52,6 +52,35 @@ pub struct InitiatorConfig {
     pub extra_keys: Vec<(String, String)>,
 }
 
+impl InitiatorConfig {
+    /// A leading login (TSIH 0, CID 0, ITT 0, CmdSN 1) of `session_type`
+    /// with AuthMethod None and default preferences; `target_name` is
+    /// required for a normal session (RFC 7143 §6.3.1, §13.4).
+    pub fn leading(
+        initiator_name: &str,
+        isid: Isid,
+        session_type: SessionType,
+        target_name: Option<&str>,
+    ) -> InitiatorConfig {
+        InitiatorConfig {
+            initiator_name: initiator_name.into(),
+            initiator_alias: None,
+            isid,
+            tsih: 0,
+            cid: 0,
+            itt: 0,
+            session_type,
+            target_name: target_name.map(str::to_string),
+            chap: None,
+            mutual_chap: None,
+            prefs: Preferences::default(),
+            cmd_sn: 1,
+            exp_stat_sn: 0,
+            extra_keys: Vec::new(),
+        }
+    }
+}
+
 /// Why the login failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

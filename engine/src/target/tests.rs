@@ -192,20 +192,14 @@ impl Harness {
 
     fn login_with(&mut self, id: ConnId, isid: u8, prefs: Preferences, kind: SessionType) {
         let config = InitiatorConfig {
-            initiator_name: INITIATOR.into(),
-            initiator_alias: None,
-            isid: Isid([0x80, 0, 0, 0, 0, isid]),
-            tsih: 0,
-            cid: 0,
             itt: 0x1000,
-            session_type: kind,
-            target_name: (kind == SessionType::Normal).then(|| TARGET.to_string()),
-            chap: None,
-            mutual_chap: None,
             prefs,
-            cmd_sn: 1,
-            exp_stat_sn: 0,
-            extra_keys: Vec::new(),
+            ..InitiatorConfig::leading(
+                INITIATOR,
+                Isid([0x80, 0, 0, 0, 0, isid]),
+                kind,
+                (kind == SessionType::Normal).then_some(TARGET),
+            )
         };
         let mut login = InitiatorLogin::new(config);
         let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
