@@ -1,17 +1,18 @@
-//! `login-chap`: CHAP (RFC 7143 §12.1.3, RFC 1994 with MD5) in each of
-//! its cases, the seed choosing one: no authentication, one-way, mutual,
-//! and the failures — a wrong secret, an unknown user, no credentials for
-//! a target that requires them (all refused by the target with status
-//! 0201h, authentication failure, §11.13.5), and a target that answers
-//! mutual CHAP with the wrong secret (refused by the initiator). A failed
-//! login leaves the target able to serve the right one; every successful
-//! login carries I/O.
+//! `login-chap`: CHAP (RFC 7143 §12.1.3, RFC 1994 with MD5). The seed
+//! chooses the target's policy — no authentication, one-way or mutual
+//! CHAP — and the initiator first tries, in an order the seed shuffles,
+//! every login that policy must refuse: a wrong secret, an unknown user,
+//! no credentials (all refused by the target with status 0201h,
+//! authentication failure, §11.13.5), and under mutual CHAP a target that
+//! answers with the wrong secret (refused by the initiator). Failed logins
+//! leave the target able to serve the right one, which then carries I/O.
 
 use std::time::Duration;
 
 use iscsi_engine::login::{AuthPolicy, Credentials, LoginStatus};
 use iscsi_engine::net::initiator::Session;
 use rand::Rng;
+use rand::seq::SliceRandom;
 
 use super::{Ctx, Scenario};
 use crate::faults::FaultKind;
@@ -25,26 +26,42 @@ pub const SCENARIO: Scenario = Scenario {
     build,
 };
 
+/// The target's authentication policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Case {
+enum Policy {
     None,
     OneWay,
     Mutual,
+}
+
+/// A login the policy must refuse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Refused {
     WrongSecret,
     UnknownUser,
     NoCredentials,
     WrongTargetSecret,
 }
 
-const CASES: &[Case] = &[
-    Case::None,
-    Case::OneWay,
-    Case::Mutual,
-    Case::WrongSecret,
-    Case::UnknownUser,
-    Case::NoCredentials,
-    Case::WrongTargetSecret,
-];
+const POLICIES: &[Policy] = &[Policy::None, Policy::OneWay, Policy::Mutual];
+
+/// Every login `policy` must refuse.
+fn refusals(policy: Policy) -> Vec<Refused> {
+    match policy {
+        Policy::None => Vec::new(),
+        Policy::OneWay => vec![
+            Refused::WrongSecret,
+            Refused::UnknownUser,
+            Refused::NoCredentials,
+        ],
+        Policy::Mutual => vec![
+            Refused::WrongSecret,
+            Refused::UnknownUser,
+            Refused::NoCredentials,
+            Refused::WrongTargetSecret,
+        ],
+    }
+}
 
 fn creds(user: &str, secret: &str) -> Credentials {
     Credentials {
@@ -54,16 +71,18 @@ fn creds(user: &str, secret: &str) -> Credentials {
 }
 
 fn build(ctx: &mut Ctx<'_>) -> WorldSetup {
-    let case = CASES[ctx.rng.random_range(0..CASES.len())];
+    let policy = POLICIES[ctx.rng.random_range(0..POLICIES.len())];
+    let mut attempts = refusals(policy);
+    attempts.shuffle(&mut ctx.rng);
     let alice = creds("alice", "alice-secret-12");
     let target_creds = creds("target", "target-secret-34");
-    let auth = match case {
-        Case::None => AuthPolicy::default(),
-        Case::OneWay | Case::WrongSecret | Case::UnknownUser | Case::NoCredentials => AuthPolicy {
+    let auth = match policy {
+        Policy::None => AuthPolicy::default(),
+        Policy::OneWay => AuthPolicy {
             chap_accounts: vec![alice.clone()],
             mutual: None,
         },
-        Case::Mutual | Case::WrongTargetSecret => AuthPolicy {
+        Policy::Mutual => AuthPolicy {
             chap_accounts: vec![alice.clone()],
             mutual: Some(target_creds.clone()),
         },
@@ -73,35 +92,36 @@ fn build(ctx: &mut Ctx<'_>) -> WorldSetup {
     setup.initiator(
         "init-1",
         software(move |ctx| {
-            let (alice, target_creds) = (alice.clone(), target_creds.clone());
+            let (alice, target_creds, attempts) =
+                (alice.clone(), target_creds.clone(), attempts.clone());
             async move {
-                ctx.trace(format_args!("case {case:?}"));
+                ctx.trace(format_args!("policy {policy:?}, refusals {attempts:?}"));
                 let mut good = session_config(&ctx);
-                if case != Case::None {
+                if policy != Policy::None {
                     good.chap = Some(alice.clone());
                 }
-                if matches!(case, Case::Mutual | Case::WrongTargetSecret) {
+                if policy == Policy::Mutual {
                     good.mutual = Some(target_creds.clone());
                 }
-                let mut bad = good.clone();
-                let (expect_target_refusal, attempt) = match case {
-                    Case::WrongSecret => (true, Some(creds("alice", "not-the-secret"))),
-                    Case::UnknownUser => (true, Some(creds("mallory", "alice-secret-12"))),
-                    Case::NoCredentials => (true, None),
-                    Case::WrongTargetSecret => {
-                        bad.mutual = Some(creds("target", "wrong-target-secret"));
-                        (false, Some(alice.clone()))
+                for (i, case) in attempts.into_iter().enumerate() {
+                    let mut bad = good.clone();
+                    let by_target = case != Refused::WrongTargetSecret;
+                    match case {
+                        Refused::WrongSecret => bad.chap = Some(creds("alice", "not-the-secret")),
+                        Refused::UnknownUser => {
+                            bad.chap = Some(creds("mallory", "alice-secret-12"))
+                        }
+                        Refused::NoCredentials => bad.chap = None,
+                        Refused::WrongTargetSecret => {
+                            bad.mutual = Some(creds("target", "wrong-target-secret"))
+                        }
                     }
-                    _ => (false, good.chap.clone()),
-                };
-                let failing = !matches!(case, Case::None | Case::OneWay | Case::Mutual);
-                if failing {
-                    bad.chap = attempt;
-                    match Session::login(ctx.net.clone(), bad, ctx.seed("bad")).await {
+                    let seed = ctx.seed(&format!("bad-{i}"));
+                    match Session::login(ctx.net.clone(), bad, seed).await {
                         Ok(_) => {
                             return Err(format!("{case:?}: the login succeeded; it must fail"));
                         }
-                        Err(e) if expect_target_refusal => {
+                        Err(e) if by_target => {
                             if e.login_status() != Some(LoginStatus::AUTHENTICATION_FAILURE) {
                                 return Err(format!(
                                     "{case:?}: expected status 0201 (authentication failure), got {e}"
