@@ -188,6 +188,29 @@ impl FaultPlan {
         self.at(t + len, end)
     }
 
+    /// The link between `a` and `b` down in both directions (`how`: "No
+    /// route to host" or a black hole) from `t` for `len`, then repaired.
+    pub fn cut(
+        &mut self,
+        t: Duration,
+        len: Duration,
+        a: &str,
+        b: &str,
+        how: RouteFault,
+    ) -> &mut Self {
+        let (a, b): (String, String) = (a.into(), b.into());
+        self.during(
+            t,
+            len,
+            Action::Partition {
+                a: a.clone(),
+                b: b.clone(),
+                how,
+            },
+            Action::Repair { a, b },
+        )
+    }
+
     pub fn actions(&self) -> &[(Duration, Action)] {
         &self.actions
     }
@@ -305,16 +328,7 @@ impl FaultMix {
                         } else {
                             RouteFault::Blackhole
                         };
-                        plan.during(
-                            t,
-                            len,
-                            Action::Partition {
-                                a: a.clone(),
-                                b: b.clone(),
-                                how,
-                            },
-                            Action::Repair { a, b },
-                        );
+                        plan.cut(t, len, &a, &b, how);
                     }
                     FaultKind::OneWay => {
                         let (mut from, mut to) = pair(&init);

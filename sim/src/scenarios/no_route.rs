@@ -13,7 +13,7 @@ use std::time::Duration;
 use rand::Rng;
 
 use super::{Ctx, Scenario};
-use crate::faults::{Action, FaultKind};
+use crate::faults::FaultKind;
 use crate::net::RouteFault;
 use crate::workload::{Io, IoParams, run as run_io, session_config};
 use crate::world::{TARGET, TargetSetup, WorldSetup, software};
@@ -31,19 +31,9 @@ fn build(ctx: &mut Ctx<'_>) -> WorldSetup {
     let mut setup = WorldSetup::new(TargetSetup::standard(Default::default(), 16 << 20));
     setup.heal_at = cut + len + Duration::from_secs(1);
     setup.disruptive = true;
-    setup.faults.during(
-        cut,
-        len,
-        Action::Partition {
-            a: "init-1".into(),
-            b: TARGET.into(),
-            how: RouteFault::Unreachable,
-        },
-        Action::Repair {
-            a: "init-1".into(),
-            b: TARGET.into(),
-        },
-    );
+    setup
+        .faults
+        .cut(cut, len, "init-1", TARGET, RouteFault::Unreachable);
     setup.initiator(
         "init-1",
         software(|ctx| async move {
