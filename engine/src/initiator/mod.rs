@@ -22,6 +22,9 @@
 
 mod config;
 mod error;
+mod inbound;
+mod outbound;
+mod recovery;
 pub mod sense;
 mod session;
 mod task;
