@@ -13,7 +13,7 @@ use bytes::BytesMut;
 use iscsi_engine::login::initiator::{InitiatorConfig, InitiatorLogin, InitiatorLoginStep};
 use iscsi_engine::login::target::{AuthPolicy, TargetNode};
 use iscsi_engine::pdu::{Decoder, Encoder, Header, Isid};
-use iscsi_engine::scsi::{CommandRequest, Device, LogicalUnit, LuConfig};
+use iscsi_engine::scsi::{Device, LogicalUnit, LuConfig};
 use iscsi_engine::store::MemoryStore;
 use iscsi_engine::target::{Acl, ConnId, Endpoint, EndpointConfig, Event, TargetConfig};
 use iscsi_engine::text::SessionType;
@@ -78,15 +78,8 @@ impl World {
         while let Some(event) = self.ep.poll_event() {
             match event {
                 Event::Execute(x) => {
-                    let cdb = x.cdb.to_vec();
-                    let request = CommandRequest {
-                        nexus: &x.nexus,
-                        cdb: &cdb,
-                        data_out: x.data_out.clone(),
-                        expected_in_len: x.expected_in_len,
-                        attr: x.attr,
-                    };
-                    let result = self.device.execute(x.lun, request);
+                    let device = &mut self.device;
+                    let result = x.with_request(|request| device.execute(x.lun, request));
                     self.ep.complete(x.task, result, self.now);
                 }
                 Event::TaskManagement {

@@ -421,15 +421,7 @@ impl<B: Backend> TargetServer<B> {
     async fn planted_late_write(self: Arc<Self>, x: Execute) {
         tokio::time::sleep(Duration::from_millis(5)).await;
         let mut core = self.lock();
-        let cdb = x.cdb.to_vec();
-        let request = CommandRequest {
-            nexus: &x.nexus,
-            cdb: &cdb,
-            data_out: x.data_out.clone(),
-            expected_in_len: x.expected_in_len,
-            attr: x.attr,
-        };
-        let _ = core.backend.execute(&x.target, x.lun, request);
+        let _ = x.with_request(|request| core.backend.execute(&x.target, x.lun, request));
     }
 
     fn wake_writer(&self, id: ConnId) {
@@ -460,24 +452,8 @@ impl<B: Backend> TargetServer<B> {
                         tokio::spawn(self.clone().planted_late_write(x));
                         continue;
                     }
-                    let extended;
-                    let cdb: &[u8] = if x.cdb.extended.is_empty() {
-                        &x.cdb.base
-                    } else {
-                        extended = x.cdb.to_vec();
-                        &extended
-                    };
-                    let result = core.backend.execute(
-                        &x.target,
-                        x.lun,
-                        CommandRequest {
-                            nexus: &x.nexus,
-                            cdb,
-                            data_out: x.data_out.clone(),
-                            expected_in_len: x.expected_in_len,
-                            attr: x.attr,
-                        },
-                    );
+                    let result =
+                        x.with_request(|request| core.backend.execute(&x.target, x.lun, request));
                     let background = core.backend.background(&x, &result);
                     if background == Background::default() {
                         core.endpoint.complete(x.task, result, now());

@@ -71,6 +71,27 @@ pub struct Execute {
     pub attr: TaskAttr,
 }
 
+impl Execute {
+    /// Runs `f` on this command as the SCSI layer takes it; the CDB is
+    /// borrowed from the BHS unless an Extended CDB AHS made it longer.
+    pub fn with_request<R>(&self, f: impl FnOnce(scsi::CommandRequest<'_>) -> R) -> R {
+        let extended;
+        let cdb: &[u8] = if self.cdb.extended.is_empty() {
+            &self.cdb.base
+        } else {
+            extended = self.cdb.to_vec();
+            &extended
+        };
+        f(scsi::CommandRequest {
+            nexus: &self.nexus,
+            cdb,
+            data_out: self.data_out.clone(),
+            expected_in_len: self.expected_in_len,
+            attr: self.attr,
+        })
+    }
+}
+
 /// What the endpoint asks of its driver.
 #[derive(Debug, Clone)]
 pub enum Event {

@@ -12,7 +12,7 @@ use super::*;
 use crate::login::initiator::{InitiatorConfig, InitiatorLogin, InitiatorLoginStep};
 use crate::login::target::{AuthPolicy, TargetNode};
 use crate::pdu::*;
-use crate::scsi::{CommandRequest, Device, LogicalUnit, LuConfig, status};
+use crate::scsi::{Device, LogicalUnit, LuConfig, status};
 use crate::store::MemoryStore;
 use crate::text::{Preferences, SessionType};
 
@@ -115,19 +115,8 @@ impl Harness {
         while let Some(event) = self.ep.poll_event() {
             match event {
                 Event::Execute(x) => {
-                    let cdb = x.cdb.to_vec();
-                    let request = CommandRequest {
-                        nexus: &x.nexus,
-                        cdb: &cdb,
-                        data_out: x.data_out.clone(),
-                        expected_in_len: x.expected_in_len,
-                        attr: x.attr,
-                    };
-                    let result = self
-                        .devices
-                        .get_mut(&*x.target)
-                        .unwrap()
-                        .execute(x.lun, request);
+                    let device = self.devices.get_mut(&*x.target).unwrap();
+                    let result = x.with_request(|request| device.execute(x.lun, request));
                     self.ep.complete(x.task, result, self.now);
                 }
                 Event::TaskManagement {
