@@ -394,16 +394,15 @@ impl<B: Backend> TargetServer<B> {
         held: Option<CommandResult>,
     ) {
         let start = tokio::time::Instant::now();
-        let mut steps: Vec<(Duration, bool)> = Vec::new();
-        if let Some(d) = background.finish_after {
-            steps.push((d, true));
-        }
-        if let Some(d) = background.respond_after {
-            steps.push((d, false));
-        }
-        steps.sort_by_key(|&(d, finish)| (d, !finish));
+        // Finishing comes first when both are due at once.
+        let mut steps = [
+            (background.finish_after, true),
+            (background.respond_after, false),
+        ];
+        steps.sort_by_key(|&(at, finish)| (at, !finish));
         let mut held = held;
         for (at, finish) in steps {
+            let Some(at) = at else { continue };
             tokio::time::sleep_until(start + at).await;
             let mut core = self.lock();
             if finish {
@@ -459,16 +458,13 @@ impl<B: Backend> TargetServer<B> {
                         core.endpoint.complete(x.task, result, now());
                         continue;
                     }
-                    let respond_now = background.respond_after.is_none();
-                    let (task, response) = (x.task, respond_now.then(|| result.clone()));
-                    if let Some(response) = response {
-                        core.endpoint.complete(task, response, now());
-                    }
-                    tokio::spawn(self.clone().run_background(
-                        x,
-                        background,
-                        (!respond_now).then_some(result),
-                    ));
+                    let held = if background.respond_after.is_none() {
+                        core.endpoint.complete(x.task, result, now());
+                        None
+                    } else {
+                        Some(result)
+                    };
+                    tokio::spawn(self.clone().run_background(x, background, held));
                 }
                 Event::TaskManagement {
                     target,
