@@ -3,10 +3,11 @@
 //! loopback with a RAM-backed LUN (issue 4, "Must show" 4).
 //!
 //! Both tools saturate tgtd's single event thread on a 2-core machine, so
-//! they meet at tgtd's ceiling and the rounds of either tool spread by
-//! ±10% with the machine's load. The test therefore compares medians over
-//! ten alternating rounds and allows 5% of noise below parity; it fails
-//! when our initiator is really slower. Against a target that is not the
+//! they meet at tgtd's ceiling, and the rounds of either tool spread by up
+//! to ±20% with the machine's load (medians flip either way). The load
+//! only ever takes IOPS away, so each tool is judged by its best of ten
+//! alternating rounds, with 5% of noise allowed below parity; the test
+//! fails when our initiator is really slower. Against a target that is not the
 //! bottleneck (ours), our initiator does about 1.5x iscsi-perf's IOPS.
 //!
 //! Alone in its test binary: cargo runs the tests of one binary in
@@ -80,23 +81,24 @@ fn perf_matches_iscsi_perf() {
         );
         ours.push(iops(&out.stdout).expect("a result from initiator perf"));
     }
-    let ratio = median(&ours) as f64 / median(&theirs).max(1) as f64;
-    let best_ratio = best(&ours) as f64 / best(&theirs).max(1) as f64;
+    let median_ratio = median(&ours) as f64 / median(&theirs).max(1) as f64;
+    let ratio = best(&ours) as f64 / best(&theirs).max(1) as f64;
     eprintln!(
         "4 KiB random reads, QD 32, {ROUNDS} x {seconds} s against tgtd: iscsi-perf {theirs:?} IOPS, \
-         initiator perf {ours:?} IOPS; median ratio {ratio:.2}, best-round ratio {best_ratio:.2}"
+         initiator perf {ours:?} IOPS; best-round ratio {ratio:.2}, median ratio {median_ratio:.2}"
     );
     assert!(
         ratio >= NOISE_FLOOR,
-        "our median IOPS are {ratio:.2}x iscsi-perf's (best rounds {best_ratio:.2}x)"
+        "our best round is {ratio:.2}x iscsi-perf's (medians {median_ratio:.2}x)"
     );
 }
 
 /// Alternating rounds of each tool.
 const ROUNDS: usize = 10;
 
-/// How far below parity the median ratio may fall before the test blames
-/// our initiator rather than the machine: both tools are capped by tgtd.
+/// How far below parity the best-round ratio may fall before the test
+/// blames our initiator rather than the machine: both tools are capped by
+/// tgtd.
 const NOISE_FLOOR: f64 = 0.95;
 
 fn median(v: &[u64]) -> u64 {
